@@ -1,0 +1,48 @@
+# Two commands do everything: `make run` and `make test`. Both create .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+SOCKETIO_JS := realtime/static/vendor/socket.io.min.js
+SOCKETIO_CLIENT_VERSION := 4.8.1
+
+.PHONY: run test lint bench install browser clean
+
+install: $(INSTALLED) $(SOCKETIO_JS)
+
+# Reinstall only when the project's metadata changes: a second run installs nothing.
+$(INSTALLED): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# The browser's socket.io client comes from the npm registry at set-up, never from the repo.
+$(SOCKETIO_JS):
+	@mkdir -p build/npm realtime/static/vendor
+	npm install --silent --no-audit --no-fund --prefix build/npm socket.io-client@$(SOCKETIO_CLIENT_VERSION)
+	cp build/npm/node_modules/socket.io-client/dist/socket.io.min.js $@
+
+# Debian's Chromium for the browser test; installed only when missing.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: install Debian's chromium package for the browser test"; fi; }
+
+run: install
+	$(VENV)/bin/boxoffice serve
+
+test: install browser
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(VENV)/bin/boxoffice bench
+
+clean:
+	rm -rf $(VENV) build realtime/static/vendor

@@ -1,0 +1,163 @@
+"""Every message that crosses the category actor's boundary: commands in, outcomes out,
+and the change feed that gateways follow. Field names live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.inventory import RefusalReason
+from persistence.records import OrderDraft, OrderRecord
+
+# -- what a category looks like from outside ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    event_id: int
+    category_id: int
+    total: int
+    held: int
+    sold: int
+    version: int
+    at: float  # epoch seconds of the change
+
+    @property
+    def available(self) -> int:
+        return self.total - self.held - self.sold
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    lock_id: str
+    owner: int
+    event_id: int
+    category_id: int
+    quantity: int
+    expires_at: float  # epoch seconds
+
+
+# -- commands (gateway -> actor), batched in one call per category ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceHold:
+    request_id: str
+    owner: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseHold:
+    """Release one hold by `lock_id`, or `quantity` seats among the owner's holds."""
+
+    request_id: str
+    owner: int
+    lock_id: str | None = None
+    quantity: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmHold:
+    request_id: str
+    owner: int
+    lock_id: str
+    draft: OrderDraft
+
+
+@dataclass(frozen=True, slots=True)
+class Buy:
+    """Hold and confirm in one step (an order without a prior lock)."""
+
+    request_id: str
+    owner: int
+    draft: OrderDraft
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Cancel an order of this category in the ledger and return its seats, once."""
+
+    request_id: str
+    order_id: int
+
+
+Command = PlaceHold | ReleaseHold | ConfirmHold | Buy | CancelOrder
+
+
+# -- outcomes (actor -> gateway), one per command, in order ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlaced:
+    hold: HoldView
+    availability: Availability
+
+
+@dataclass(frozen=True, slots=True)
+class HoldsReleased:
+    holds: tuple[HoldView, ...]
+    availability: Availability
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlaced:
+    order: OrderRecord
+    availability: Availability
+    replayed: bool = False  # the same request_key had already produced this order
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelled:
+    order: OrderRecord
+    availability: Availability
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: RefusalReason
+    message: str
+
+
+Outcome = HoldPlaced | HoldsReleased | OrderPlaced | OrderCancelled | Refused
+
+
+# -- the change feed (actor -> hub -> every gateway) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryChanged:
+    """The latest state of a category, coalesced over a short window."""
+
+    availability: Availability
+    holds_added: tuple[HoldView, ...] = ()
+    holds_removed: tuple[str, ...] = ()  # lock ids
+
+
+@dataclass(frozen=True, slots=True)
+class UserNotice:
+    """A per-user socket event (`order-completed`, `order-cancelled`)."""
+
+    user_id: int
+    event: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+FeedItem = CategoryChanged | UserNotice
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """Everything a gateway needs to start following the feed from scratch."""
+
+    availability: tuple[Availability, ...]
+    holds: tuple[HoldView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedBatch:
+    cursor: int
+    items: tuple[FeedItem, ...]
+    # Set when the caller's cursor is unknown or too old: rebuild from this, then apply items.
+    reset: FeedState | None = None

@@ -1,0 +1,63 @@
+"""Plain records that leave the persistence layer: what an order is, once written.
+
+They cross process boundaries (Ray actor calls) so they are frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDraft:
+    """An order about to be written; prices and names come from the server's catalogue."""
+
+    user_id: int
+    event_id: int
+    category_id: int
+    quantity: int
+    unit_price: Decimal
+    event_name: str
+    category_name: str
+    notes: str | None = None
+    # `<user_id>:<Idempotency-Key>` or the gateway's request id; unique in the ledger.
+    request_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    id: int
+    user_id: int
+    event_id: int
+    category_id: int
+    quantity: int
+    unit_price: Decimal
+    total_price: Decimal
+    status: OrderStatus
+    event_name: str
+    category_name: str
+    notes: str | None
+    lock_id: str | None
+    request_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryFacts:
+    """What a category actor needs to know about its category at activation."""
+
+    category_id: int
+    event_id: int
+    total_seats: int
+    is_active: bool

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CORS_ORIGINS
     socket_events_per_second: float = Field(default=20.0, gt=0)
     socket_event_burst: int = Field(default=40, ge=1)
+    socket_max_payload_bytes: int = Field(default=16_384, ge=1024)
+    max_body_bytes: int = Field(default=65_536, ge=1024)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

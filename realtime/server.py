@@ -1,0 +1,429 @@
+"""The Socket.IO `/realtime` adapter: authenticated sessions, lock/unlock through the engine,
+event rooms, and the publisher that turns the engine's change feed into room emits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import socketio
+
+from actors.client import EngineRefused
+from actors.messages import CategoryChanged, FeedItem, UserNotice
+from gateway.auth import InvalidToken, Principal
+from persistence import catalog
+from persistence.records import CategoryRecord, EventRecord
+from realtime.payloads import (
+    NAMESPACE,
+    BadPayload,
+    EventRoomRequest,
+    LockRequest,
+    UnlockRequest,
+    availability_update,
+    check_quantity,
+    failure,
+    iso,
+    lock_view,
+    parse,
+)
+from realtime.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from actors.client import Engine
+    from actors.messages import HoldsReleased
+    from gateway.auth import TokenService
+    from gateway.config import Settings
+    from gateway.system import Runtime
+
+log = logging.getLogger(__name__)
+
+UNAUTHORIZED = "Unauthorized"
+JOIN_FAILED = "Failed to join event room"
+RATE_LIMITED = "Rate limit exceeded"
+INTERNAL = "Internal server error"
+
+Handler = Callable[[str, Principal, Any], Awaitable[dict[str, Any] | None]]
+
+
+def event_room(event_id: int) -> str:
+    return f"event:{event_id}"
+
+
+def user_room(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def create_realtime(runtime: Runtime) -> socketio.AsyncServer:
+    """The Socket.IO server of one gateway process, already following the engine's feed."""
+    settings = runtime.settings
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins=_origin_policy(settings),
+        max_http_buffer_size=settings.socket_max_payload_bytes,
+    )
+    publisher = FeedPublisher(sio)
+    service = RealtimeService(
+        sio, runtime.engine, EventDirectory(runtime.db), runtime.tokens, settings, publisher
+    )
+    service.register()
+    runtime.engine.subscribe(publisher)
+    return sio
+
+
+def _origin_policy(settings: Settings) -> Callable[[str | None, dict[str, Any]], bool]:
+    """The configured CORS origins, plus the page's own origin (it is served by this app)."""
+    allowed = frozenset(settings.cors_origins)
+
+    def allow(origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin or origin in allowed:
+            return True
+        host = environ.get("HTTP_HOST")
+        scheme = environ.get("wsgi.url_scheme", "http")
+        return host is not None and origin == f"{scheme}://{host}"
+
+    return allow
+
+
+class EventDirectory:
+    """Events by id from the catalogue, kept a few seconds: joins and locks read them often."""
+
+    def __init__(self, db: AsyncEngine, ttl_seconds: float = 2.0, capacity: int = 4096) -> None:
+        self._db = db
+        self._ttl = ttl_seconds
+        self._capacity = capacity
+        self._entries: dict[int, tuple[float, EventRecord]] = {}
+
+    async def get(self, event_id: int) -> EventRecord | None:
+        now = time.monotonic()
+        cached = self._entries.get(event_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        async with self._db.connect() as conn:
+            record = await catalog.get_event(conn, event_id)
+        if record is None:
+            self._entries.pop(event_id, None)
+            return None
+        if len(self._entries) >= self._capacity:
+            self._entries.clear()
+        self._entries[event_id] = (now, record)
+        return record
+
+    async def category(self, event_id: int, category_id: int) -> CategoryRecord:
+        """The category if it belongs to the event and both are on sale."""
+        event = await self.get(event_id)
+        if event is None:
+            raise BadPayload("Event not found")
+        for category in event.categories:
+            if category.id == category_id:
+                if not (event.is_active and category.is_active):
+                    raise BadPayload("This ticket category is not available")
+                return category
+        raise BadPayload("Ticket category not found for this event")
+
+
+class FeedPublisher:
+    """Turns the engine's feed into room emits without ever blocking the engine.
+
+    While one `availability-update` of a category is being emitted, newer states of that
+    category replace each other in `_pending`: a slow room sees fewer updates, never stale
+    ones, and the latest state always goes out last.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self._sio = sio
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[int, CategoryChanged] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the loop the sockets live on (the first connection tells us)."""
+        self._loop = loop
+
+    def __call__(self, item: FeedItem) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # no socket ever connected to this process: nobody to tell
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._accept(item)
+        else:
+            loop.call_soon_threadsafe(self._accept, item)
+
+    def _accept(self, item: FeedItem) -> None:
+        if isinstance(item, CategoryChanged):
+            category_id = item.availability.category_id
+            flushing = category_id in self._pending
+            self._pending[category_id] = item
+            if not flushing:
+                self._spawn(self._flush(category_id))
+        elif isinstance(item, UserNotice):
+            self._spawn(
+                self._sio.emit(
+                    item.event, item.payload, room=user_room(item.user_id), namespace=NAMESPACE
+                )
+            )
+
+    async def _flush(self, category_id: int) -> None:
+        # The entry stays in `_pending` while its emit runs, which marks the category busy;
+        # a newer state arriving meanwhile replaces it and is sent next.
+        while True:
+            item = self._pending[category_id]
+            availability = item.availability
+            try:
+                await self._sio.emit(
+                    "availability-update",
+                    availability_update(availability),
+                    room=event_room(availability.event_id),
+                    namespace=NAMESPACE,
+                )
+            except Exception:
+                log.exception("availability-update for category %s failed", category_id)
+            if self._pending.get(category_id) is item:
+                del self._pending[category_id]
+                return
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class RealtimeService:
+    """The `/realtime` event handlers. Per-client state lives in the socket's session only."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        engine: Engine,
+        events: EventDirectory,
+        tokens: TokenService,
+        settings: Settings,
+        publisher: FeedPublisher,
+    ) -> None:
+        self._sio = sio
+        self._engine = engine
+        self._events = events
+        self._tokens = tokens
+        self._settings = settings
+        self._publisher = publisher
+        self._greetings: set[asyncio.Task[None]] = set()
+
+    def register(self) -> None:
+        self._sio.on("connect", self.connect, namespace=NAMESPACE)
+        self._sio.on("disconnect", self.disconnect, namespace=NAMESPACE)
+        routes: dict[str, Handler] = {
+            "join-event-room": self.join_event_room,
+            "leave-event-room": self.leave_event_room,
+            "lock-tickets": self.lock_tickets,
+            "unlock-tickets": self.unlock_tickets,
+            "get-my-locks": self.get_my_locks,
+            "heartbeat": self.heartbeat,
+        }
+        for name, handler in routes.items():
+            self._sio.on(name, self._guarded(handler), namespace=NAMESPACE)
+
+    # -- connection ---------------------------------------------------------------------
+
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        try:
+            principal = self._tokens.verify(_token_of(environ, auth))
+        except InvalidToken:
+            raise socketio.exceptions.ConnectionRefusedError(UNAUTHORIZED) from None
+        loop = asyncio.get_running_loop()
+        self._publisher.bind(loop)
+        bucket = TokenBucket(
+            self._settings.socket_events_per_second,
+            self._settings.socket_event_burst,
+            time.monotonic(),
+        )
+        await self._sio.save_session(
+            sid, {"principal": principal, "bucket": bucket}, namespace=NAMESPACE
+        )
+        await self._sio.enter_room(sid, user_room(principal.user_id), namespace=NAMESPACE)
+        greeting = {
+            "success": True,
+            "sessionId": sid,
+            "message": "Connected to realtime service",
+        }
+        # Sent once the CONNECT packet has gone out, so every client sees it after `connect`.
+        task = loop.create_task(self._emit_to(sid, "connected", greeting))
+        self._greetings.add(task)
+        task.add_done_callback(self._greetings.discard)
+
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        # Rooms and the session go with the socket; holds stay until they expire or are used.
+        return None
+
+    def _guarded(self, handler: Handler) -> Callable[..., Awaitable[dict[str, Any] | None]]:
+        """Rate limit, identity, and the last word on unexpected failures, for every event."""
+
+        async def run(sid: str, data: Any = None, *_extra: Any) -> dict[str, Any] | None:
+            session = await self._sio.get_session(sid, namespace=NAMESPACE)
+            principal = session.get("principal")
+            bucket = session.get("bucket")
+            if not isinstance(principal, Principal) or not isinstance(bucket, TokenBucket):
+                await self._emit_to(sid, "error", {"message": UNAUTHORIZED})
+                return None
+            if not bucket.take(time.monotonic()):
+                await self._emit_to(sid, "error", {"message": RATE_LIMITED})
+                return None
+            try:
+                return await handler(sid, principal, data)
+            except Exception:
+                log.exception("socket event failed for sid %s", sid)
+                await self._emit_to(sid, "error", {"message": INTERNAL})
+                return None
+
+        return run
+
+    # -- rooms --------------------------------------------------------------------------
+
+    async def join_event_room(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
+        try:
+            request = parse(EventRoomRequest, data)
+        except BadPayload:
+            return await self._join_failed(sid)
+        event = await self._events.get(request.event_id)
+        if event is None:
+            return await self._join_failed(sid)
+        await self._sio.enter_room(sid, event_room(event.id), namespace=NAMESPACE)
+        reply = {
+            "success": True,
+            "eventId": event.id,
+            "message": f"Joined event room {event.id}",
+        }
+        await self._emit_to(sid, "joined-event-room", reply)
+        # The current numbers at once, so a page never waits for the next change.
+        current = await self._engine.availability([c.id for c in event.categories])
+        for category in event.categories:
+            availability = current.get(category.id)
+            if availability is not None:
+                await self._emit_to(sid, "availability-update", availability_update(availability))
+        return reply
+
+    async def _join_failed(self, sid: str) -> dict[str, Any]:
+        reply = {"message": JOIN_FAILED}
+        await self._emit_to(sid, "error", reply)
+        return reply
+
+    async def leave_event_room(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
+        try:
+            request = parse(EventRoomRequest, data)
+        except BadPayload as exc:
+            refusal: dict[str, Any] = {"message": exc.message}
+            await self._emit_to(sid, "error", refusal)
+            return refusal
+        await self._sio.leave_room(sid, event_room(request.event_id), namespace=NAMESPACE)
+        reply = {
+            "success": True,
+            "eventId": request.event_id,
+            "message": f"Left event room {request.event_id}",
+        }
+        await self._emit_to(sid, "left-event-room", reply)
+        return reply
+
+    # -- holds --------------------------------------------------------------------------
+
+    async def lock_tickets(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
+        try:
+            request = parse(LockRequest, data)
+            check_quantity(request.quantity, self._settings.max_tickets_per_request)
+            await self._events.category(request.event_id, request.category_id)
+            placed = await self._engine.hold(
+                user_id=who.user_id,
+                event_id=request.event_id,
+                category_id=request.category_id,
+                quantity=request.quantity,
+            )
+        except (BadPayload, EngineRefused) as exc:
+            reply = failure(exc.message)
+        else:
+            reply = {
+                "success": True,
+                "lockId": placed.hold.lock_id,
+                "expiresAt": iso(placed.hold.expires_at),
+                "availableTickets": placed.availability.available,
+                "eventId": placed.hold.event_id,
+                "categoryId": placed.hold.category_id,
+                "quantity": placed.hold.quantity,
+                "message": "Tickets locked successfully",
+            }
+        await self._emit_to(sid, "lock-tickets-response", reply)
+        return reply
+
+    async def unlock_tickets(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
+        try:
+            request = parse(UnlockRequest, data)
+            released = await self._release(who, request)
+        except (BadPayload, EngineRefused) as exc:
+            reply = failure(exc.message)
+        else:
+            reply = {
+                "success": True,
+                "message": "Tickets unlocked successfully",
+                "availableTickets": released.availability.available,
+                "eventId": released.availability.event_id,
+                "categoryId": released.availability.category_id,
+                "quantity": sum(hold.quantity for hold in released.holds),
+                "lockIds": [hold.lock_id for hold in released.holds],
+            }
+        await self._emit_to(sid, "unlock-tickets-response", reply)
+        return reply
+
+    async def _release(self, who: Principal, request: UnlockRequest) -> HoldsReleased:
+        if request.lock_id is not None:
+            hold = self._engine.find_hold(request.lock_id)
+            if hold is None:
+                raise BadPayload("Lock not found or already released")
+            # The engine refuses a hold of someone else (NOT_YOUR_HOLD): identity is the token's.
+            return await self._engine.release(
+                user_id=who.user_id, category_id=hold.category_id, lock_id=request.lock_id
+            )
+        if request.category_id is None or request.quantity is None:
+            raise BadPayload("Invalid payload: give lockId, or categoryId and quantity")
+        if request.event_id is not None:
+            await self._events.category(request.event_id, request.category_id)
+        return await self._engine.release(
+            user_id=who.user_id, category_id=request.category_id, quantity=request.quantity
+        )
+
+    async def get_my_locks(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
+        holds = sorted(self._engine.holds_of(who.user_id), key=lambda hold: hold.expires_at)
+        reply = {"success": True, "locks": [lock_view(hold) for hold in holds]}
+        await self._emit_to(sid, "my-locks-response", reply)
+        return reply
+
+    async def heartbeat(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
+        reply = {"timestamp": iso(datetime.now(UTC).timestamp())}
+        await self._emit_to(sid, "heartbeat-response", reply)
+        return reply
+
+    async def _emit_to(self, sid: str, event: str, payload: dict[str, Any]) -> None:
+        await self._sio.emit(event, payload, to=sid, namespace=NAMESPACE)
+
+
+def _token_of(environ: dict[str, Any], auth: Any) -> str | None:
+    """The JWT from `auth.token`, the `token` query parameter, or an Authorization header."""
+    if isinstance(auth, dict):
+        token = auth.get("token")
+        if isinstance(token, str) and token:
+            return token
+    query = urllib.parse.parse_qs(str(environ.get("QUERY_STRING", "")))
+    tokens = query.get("token")
+    if tokens and tokens[0]:
+        return tokens[0]
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None

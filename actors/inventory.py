@@ -52,6 +52,12 @@ class BadQuantity(Refusal):
     reason = RefusalReason.BAD_QUANTITY
 
 
+class HoldMismatch(Refusal):
+    """The lock exists but is for another event, category or quantity than the order."""
+
+    reason = RefusalReason.HOLD_MISMATCH
+
+
 @dataclass(frozen=True, slots=True)
 class Hold:
     lock_id: str

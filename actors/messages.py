@@ -22,10 +22,17 @@ class Availability:
     sold: int
     version: int
     at: float  # epoch seconds of the change
+    # Activation of the actor that produced it (ns); with `version` it orders states even
+    # across an actor restart that lost its unsaved version counter.
+    epoch: int = 0
 
     @property
     def available(self) -> int:
         return self.total - self.held - self.sold
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        return (self.epoch, self.version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     snapshot_interval_seconds: float = Field(default=1.0, gt=0)
     actor_idle_seconds: float = Field(default=60.0, gt=0)
     publish_interval_seconds: float = Field(default=0.02, ge=0)
+    group_commit: bool = True
+    db_pool_size: int = Field(default=10, ge=1)
 
     cors_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CORS_ORIGINS
     socket_events_per_second: float = Field(default=20.0, gt=0)

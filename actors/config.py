@@ -1,0 +1,22 @@
+"""What a category actor and the engine need to know, as one picklable value.
+
+Built from `gateway.config.Settings` at start and shipped to every actor at creation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    database_url: str
+    namespace: str = "boxoffice"
+    lock_ttl_seconds: float = 300.0
+    snapshot_interval_seconds: float = 1.0
+    actor_idle_seconds: float = 60.0
+    publish_interval_seconds: float = 0.02
+    # Off only to measure what group commit buys (benchmarks); on in every deployment.
+    group_commit: bool = True
+    actor_db_pool_size: int = 2
+    call_retries: int = 30

@@ -1,0 +1,143 @@
+"""The `boxoffice` command: `serve` runs the whole system, `bench` the load-test harness.
+
+`serve` answers on both ports at once (503 until the system is ready), and on SIGINT or
+SIGTERM stops the servers, then everything it started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from gateway.config import Settings
+
+log = logging.getLogger("boxoffice")
+
+Scope = dict[str, Any]
+
+
+class StartingApp:
+    """Answers 503 in the error shape until the real application is handed over."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if self.app is not None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                kind = message["type"].removeprefix("lifespan.")
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        if scope["type"] == "http":
+            body = (
+                b'{"statusCode":503,"message":"Service Unavailable",'
+                b'"error":"The system is starting"}'
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013})
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to `serve`, which runs two of them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        ws="none",
+        timeout_graceful_shutdown=5,
+    )
+    return _Server(config)
+
+
+async def serve(settings: Settings) -> None:
+    from gateway.app import create_app
+    from gateway.system import System
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    front = StartingApp()
+    ports = dict.fromkeys([settings.api_gateway_port, settings.realtime_service_port])
+    servers = [_uvicorn(front, settings, port) for port in ports]
+    serving = [asyncio.create_task(server.serve()) for server in servers]
+    system = System(settings)
+    try:
+        starting = asyncio.create_task(system.start())
+        done, _ = await asyncio.wait(
+            {starting, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if starting in done:
+            front.app = create_app(starting.result())
+            host = settings.host
+            print(f"Boxoffice API      http://{host}:{settings.api_gateway_port}/api", flush=True)
+            print(f"Boxoffice realtime http://{host}:{settings.realtime_service_port}/realtime")
+            print(f"Browser page       http://{host}:{settings.api_gateway_port}/", flush=True)
+            await stop.wait()
+        else:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*serving, return_exceptions=True)
+        await system.stop()
+        print("Boxoffice stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="boxoffice")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the whole system (configured from the environment)")
+    bench = commands.add_parser("bench", help="run the load-test harness", add_help=False)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "bench":
+        from benchmarks.cli import main as bench_main
+
+        return bench_main(list(args.rest) + extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    settings = Settings()
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Bringing the whole system up and down in order: database, schema, Ray, engine, processor.
+
+`System.start` returns the `Runtime` every route and socket handler works with; `stop`
+undoes exactly what `start` did, in reverse, and only what this process started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actors.client import Engine
+from actors.config import EngineConfig
+from actors.runtime import start_ray, stop_ray
+from gateway.auth import PasswordHasher, TokenService
+from gateway.config import Settings
+from gateway.processing import OrderProcessor
+from persistence import snapshots
+from persistence.database import create_engine, migrate
+from persistence.embedded import EmbeddedPostgres
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    db: AsyncEngine
+    engine: Engine
+    tokens: TokenService
+    passwords: PasswordHasher
+    orders: OrderProcessor
+    database_url: str
+
+
+def engine_config(settings: Settings, database_url: str) -> EngineConfig:
+    return EngineConfig(
+        database_url=database_url,
+        namespace=settings.ray_namespace,
+        lock_ttl_seconds=settings.lock_ttl_seconds,
+        snapshot_interval_seconds=settings.snapshot_interval_seconds,
+        actor_idle_seconds=settings.actor_idle_seconds,
+        publish_interval_seconds=settings.publish_interval_seconds,
+        group_commit=settings.group_commit,
+    )
+
+
+class System:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self.postgres: EmbeddedPostgres | None = None
+        self._stack = AsyncExitStack()
+
+    async def start(self) -> Runtime:
+        settings = self.settings
+        stack = self._stack
+        try:
+            database_url = settings.database_url
+            if not database_url:
+                self.postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+                database_url = await asyncio.to_thread(self.postgres.start)
+                stack.callback(self.postgres.stop)
+            await migrate(database_url)
+            db = create_engine(database_url, pool_size=settings.db_pool_size)
+            stack.push_async_callback(db.dispose)
+
+            owns_ray = await asyncio.to_thread(
+                start_ray,
+                settings.ray_address,
+                settings.ray_namespace,
+                settings.ray_object_store_bytes,
+            )
+            if owns_ray:
+                stack.callback(stop_ray, owns_ray)
+            engine = await Engine.start(engine_config(settings, database_url), db)
+            stack.push_async_callback(engine.close)
+
+            orders = OrderProcessor(db, engine)
+            await orders.start()
+            stack.push_async_callback(orders.stop)
+
+            # Holds live only in actors: bring back every category a snapshot says had some.
+            async with db.connect() as conn:
+                await engine.activate(await snapshots.categories_with_holds(conn))
+        except BaseException:
+            await stack.aclose()
+            raise
+        self.runtime = Runtime(
+            settings=settings,
+            db=db,
+            engine=engine,
+            tokens=TokenService(settings.resolved_jwt_secret(), settings.token_lifetime),
+            passwords=PasswordHasher(settings.bcrypt_rounds),
+            orders=orders,
+            database_url=database_url,
+        )
+        return self.runtime
+
+    async def stop(self) -> None:
+        self.runtime = None
+        await self._stack.aclose()

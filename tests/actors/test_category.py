@@ -1,0 +1,248 @@
+"""The category actor with real Ray and PostgreSQL: capacity, expiry, crashes, passivation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import ray
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actors.category import actor_name
+from actors.client import Engine, EngineRefused
+from actors.inventory import RefusalReason
+from actors.messages import HoldPlaced, OrderPlaced
+from persistence import ledger
+from persistence.records import EventRecord
+from tests.actors.conftest import EngineFactory, draft_for
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def ledger_sold(db: AsyncEngine, category_id: int) -> int:
+    async with db.connect() as conn:
+        return await ledger.sold_seats(conn, category_id)
+
+
+def actor_of(engine: Engine, category_id: int) -> Any:
+    return ray.get_actor(actor_name(category_id), namespace=engine._config.namespace)
+
+
+async def test_concurrent_holds_never_exceed_capacity(
+    engine: Engine, make_category: Callable[..., Awaitable[EventRecord]]
+) -> None:
+    event = await make_category(seats=7)
+    category = event.categories[0]
+
+    async def attempt(owner: int) -> HoldPlaced | RefusalReason:
+        try:
+            return await engine.hold(
+                user_id=owner, event_id=event.id, category_id=category.id, quantity=1
+            )
+        except EngineRefused as refused:
+            return refused.reason
+
+    results = await asyncio.gather(*(attempt(owner) for owner in range(1, 61)))
+    placed = [r for r in results if isinstance(r, HoldPlaced)]
+    assert len(placed) == 7
+    assert set(results) - set(placed) == {RefusalReason.NOT_ENOUGH_SEATS}
+    assert len({p.hold.lock_id for p in placed}) == 7
+    availability = (await engine.availability([category.id]))[category.id]
+    assert (availability.held, availability.sold, availability.available) == (7, 0, 0)
+
+
+async def test_holds_expire_without_any_caller(
+    start_engine: EngineFactory, make_category: Callable[..., Awaitable[EventRecord]]
+) -> None:
+    engine = await start_engine(lock_ttl_seconds=0.5)
+    event = await make_category(seats=5)
+    category = event.categories[0]
+    placed = await engine.hold(user_id=1, event_id=event.id, category_id=category.id, quantity=3)
+    assert placed.availability.available == 2
+    assert [h.lock_id for h in engine.holds_of(1)] == [placed.hold.lock_id]
+
+    async def freed() -> bool:
+        current = (await engine.availability([category.id]))[category.id]
+        return current.held == 0 and current.available == 5
+
+    await eventually(freed)
+    assert engine.find_hold(placed.hold.lock_id) is None
+    with pytest.raises(EngineRefused) as refused:
+        await engine.confirm(lock_id=placed.hold.lock_id, draft=draft_for(event, 1, 3))
+    assert refused.value.reason is RefusalReason.HOLD_NOT_FOUND
+
+
+async def test_lock_is_confirmed_once_by_its_owner_only(
+    engine: Engine,
+    make_category: Callable[..., Awaitable[EventRecord]],
+    make_buyer: Callable[[], Awaitable[int]],
+    db: AsyncEngine,
+) -> None:
+    event = await make_category(seats=5)
+    category = event.categories[0]
+    owner, thief = await make_buyer(), await make_buyer()
+    placed = await engine.hold(
+        user_id=owner, event_id=event.id, category_id=category.id, quantity=2
+    )
+    lock_id = placed.hold.lock_id
+
+    with pytest.raises(EngineRefused) as stolen:
+        await engine.confirm(lock_id=lock_id, draft=draft_for(event, thief, 2))
+    assert stolen.value.reason is RefusalReason.NOT_YOUR_HOLD
+    with pytest.raises(EngineRefused) as wrong_size:
+        await engine.confirm(lock_id=lock_id, draft=draft_for(event, owner, 3))
+    assert wrong_size.value.reason is RefusalReason.HOLD_MISMATCH
+
+    first, second = await asyncio.gather(
+        engine.confirm(lock_id=lock_id, draft=draft_for(event, owner, 2)),
+        engine.confirm(lock_id=lock_id, draft=draft_for(event, owner, 2)),
+        return_exceptions=True,
+    )
+    orders = [r for r in (first, second) if isinstance(r, OrderPlaced)]
+    # The second either replays the same order or is told the lock is used: never a new order.
+    assert {o.order.id for o in orders} == {orders[0].order.id}
+    assert await ledger_sold(db, category.id) == 2
+    availability = (await engine.availability([category.id]))[category.id]
+    assert (availability.held, availability.sold) == (0, 2)
+
+
+async def test_buy_with_the_same_key_creates_one_order(
+    engine: Engine,
+    make_category: Callable[..., Awaitable[EventRecord]],
+    make_buyer: Callable[[], Awaitable[int]],
+    db: AsyncEngine,
+) -> None:
+    event = await make_category(seats=10)
+    buyer = await make_buyer()
+    draft = draft_for(event, buyer, 2, key=f"{buyer}:abc")
+    results = await asyncio.gather(*(engine.buy(draft=draft) for _ in range(5)))
+    assert len({r.order.id for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    later = await engine.buy(draft=draft)
+    assert later.replayed and later.order.id == results[0].order.id
+    assert await ledger_sold(db, event.categories[0].id) == 2
+    availability = (await engine.availability([event.categories[0].id]))[event.categories[0].id]
+    assert (availability.held, availability.sold) == (0, 2)
+
+
+async def test_cancel_returns_seats_exactly_once(
+    engine: Engine,
+    make_category: Callable[..., Awaitable[EventRecord]],
+    make_buyer: Callable[[], Awaitable[int]],
+    db: AsyncEngine,
+) -> None:
+    event = await make_category(seats=4)
+    buyer = await make_buyer()
+    placed = await engine.buy(draft=draft_for(event, buyer, 3))
+    results = await asyncio.gather(
+        *(engine.cancel(order=placed.order) for _ in range(3)), return_exceptions=True
+    )
+    cancelled = [r for r in results if not isinstance(r, BaseException)]
+    refusals = [r.reason for r in results if isinstance(r, EngineRefused)]
+    assert len(cancelled) == 1
+    assert refusals == [RefusalReason.ORDER_ALREADY_CANCELLED] * 2
+    assert await ledger_sold(db, event.categories[0].id) == 0
+    availability = (await engine.availability([event.categories[0].id]))[event.categories[0].id]
+    assert (availability.sold, availability.available) == (0, 4)
+
+
+async def test_killed_actor_loses_no_confirmed_order_and_sells_nothing_twice(
+    engine: Engine,
+    make_category: Callable[..., Awaitable[EventRecord]],
+    make_buyer: Callable[[], Awaitable[int]],
+    db: AsyncEngine,
+) -> None:
+    seats = 40
+    event = await make_category(seats=seats)
+    category = event.categories[0]
+    buyers = [await make_buyer() for _ in range(seats + 20)]
+    holds = []
+    for buyer in buyers[:seats]:
+        holds.append(
+            await engine.hold(user_id=buyer, event_id=event.id, category_id=category.id, quantity=1)
+        )
+
+    async def confirm(placed: HoldPlaced) -> OrderPlaced | RefusalReason:
+        draft = draft_for(event, placed.hold.owner, 1)
+        try:
+            return await engine.confirm(lock_id=placed.hold.lock_id, draft=draft)
+        except EngineRefused as refused:
+            return refused.reason
+
+    async def buy(buyer: int) -> OrderPlaced | RefusalReason:
+        try:
+            return await engine.buy(draft=draft_for(event, buyer, 1))
+        except EngineRefused as refused:
+            return refused.reason
+
+    async def crash() -> None:
+        await asyncio.sleep(0.05)
+        ray.kill(actor_of(engine, category.id), no_restart=False)
+
+    results = await asyncio.gather(
+        *(confirm(p) for p in holds), *(buy(b) for b in buyers[seats:]), crash()
+    )
+    answers = [r for r in results if r is not None]
+    orders = [r for r in answers if isinstance(r, OrderPlaced)]
+    sold_by_answers = sum(o.order.quantity for o in {o.order.id: o for o in orders}.values())
+    sold_in_ledger = await ledger_sold(db, category.id)
+    assert sold_in_ledger <= seats
+    # Every order a caller was told about is in the ledger, exactly once.
+    assert sold_by_answers == sold_in_ledger
+    async with db.connect() as conn:
+        rows = await ledger.list_orders(conn, event_id=event.id)
+    assert len({row.id for row in rows}) == len(rows) == sold_in_ledger
+    assert len({row.lock_id for row in rows}) == len(rows)
+
+    state = await actor_of(engine, category.id).ready.remote()
+    assert state.sold == sold_in_ledger
+    assert state.held + state.sold + state.available == seats
+
+
+async def test_passivation_and_reactivation_keep_the_numbers(
+    start_engine: EngineFactory,
+    make_category: Callable[..., Awaitable[EventRecord]],
+    make_buyer: Callable[[], Awaitable[int]],
+) -> None:
+    engine = await start_engine(actor_idle_seconds=0.5)
+    event = await make_category(seats=9)
+    category = event.categories[0]
+    buyer = await make_buyer()
+    await engine.buy(draft=draft_for(event, buyer, 4))
+    placed = await engine.hold(
+        user_id=buyer, event_id=event.id, category_id=category.id, quantity=2
+    )
+    await engine.release(user_id=buyer, category_id=category.id, lock_id=placed.hold.lock_id)
+
+    async def gone() -> bool:
+        try:
+            actor_of(engine, category.id)
+        except ValueError:
+            return True
+        return False
+
+    await eventually(gone)
+    again = await engine.hold(user_id=buyer, event_id=event.id, category_id=category.id, quantity=5)
+    assert (again.availability.sold, again.availability.held, again.availability.available) == (
+        4,
+        5,
+        0,
+    )
+    # A live hold keeps the actor alive past its idle time.
+    await asyncio.sleep(1.0)
+    actor_of(engine, category.id)
+
+
+async def test_unknown_category_is_refused(engine: Engine) -> None:
+    with pytest.raises(EngineRefused) as refused:
+        await engine.hold(user_id=1, event_id=1, category_id=987_654_321, quantity=1)
+    assert refused.value.reason is RefusalReason.CATEGORY_UNAVAILABLE

@@ -61,3 +61,56 @@ class CategoryFacts:
     event_id: int
     total_seats: int
     is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    password_hash: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRecord:
+    id: int
+    event_id: int
+    category_name: str
+    price: Decimal
+    total_seats: int
+    description: str | None
+    is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    event_name: str
+    event_category: str
+    description: str | None
+    event_date: datetime
+    location: str | None
+    is_active: bool
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+    categories: tuple[CategoryRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryDraft:
+    category_name: str
+    price: Decimal
+    total_seats: int
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    event_name: str
+    event_category: str
+    description: str | None
+    event_date: datetime
+    location: str | None
+    categories: tuple[CategoryDraft, ...] = ()

@@ -1,0 +1,227 @@
+"""A private PostgreSQL server in DATA_DIR, from the binaries the `pgserver` package ships.
+
+Start is idempotent across processes (a file lock, then reuse of a running postmaster);
+stop ends only the server this handle started.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+with warnings.catch_warnings():
+    # platformdirs warns at pgserver's import when XDG_RUNTIME_DIR is unset; we never use it.
+    warnings.simplefilter("ignore")
+    from pgserver._commands import POSTGRES_BIN_PATH
+    from pgserver.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+# Each Ray actor and gateway process holds a small pool, so the default 100 is too few.
+DEFAULT_MAX_CONNECTIONS = 300
+_CONF_MARKER = "# boxoffice embedded settings"
+# As root, PostgreSQL refuses to run; pgserver's convention is a `pgserver` system user.
+_SERVICE_USER = "pgserver"
+_UNIX_SOCKET_MAX = 100
+_START_TIMEOUT_S = 60
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded server could not be started or stopped; the message names the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Postmaster:
+    pid: int
+    socket_dir: Path
+    port: int
+
+
+class EmbeddedPostgres:
+    """The PostgreSQL server living in `<data_dir>/postgres`."""
+
+    def __init__(self, data_dir: Path, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.pgdata = self.data_dir / "postgres"
+        self.log_path = self.pgdata / "server.log"
+        self.max_connections = max_connections
+        self._postmaster: _Postmaster | None = None
+        # The postmaster is our child when we started it, so stop() can reap it.
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's PID while this handle knows a running server."""
+        return self._postmaster.pid if self._postmaster is not None else None
+
+    @property
+    def url(self) -> str | None:
+        return _url(self._postmaster) if self._postmaster is not None else None
+
+    def start(self) -> str:
+        """Start the server, or reuse the one already running on this data dir; return its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._exclusive():
+            running = _read_postmaster(self.pgdata)
+            if running is None:
+                self._initialise()
+                running = self._launch()
+            self._postmaster = running
+            return _url(running)
+
+    def stop(self) -> None:
+        """Stop the server if this handle started it (fast shutdown) and wait for it to exit."""
+        postmaster = self._postmaster
+        process = self._process
+        self._postmaster = None
+        self._process = None
+        if postmaster is None or process is None:
+            return
+        with self._exclusive():
+            if process.poll() is None:
+                self._run("pg_ctl", ["-w", "-t", str(_START_TIMEOUT_S), "-m", "fast", "stop"])
+            process.wait(timeout=_START_TIMEOUT_S)
+
+    # -- internals -----------------------------------------------------------------------
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Serialise start/stop of this data dir across processes."""
+        with (self.data_dir / "postgres.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _initialise(self) -> None:
+        self.pgdata.mkdir(exist_ok=True)
+        if _service_user() is not None:
+            self._grant_service_user()
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._run(
+                "initdb",
+                ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
+            )
+        self._write_settings()
+
+    def _grant_service_user(self) -> None:
+        entry = ensure_user_exists(_SERVICE_USER)
+        assert entry is not None
+        ensure_prefix_permissions(self.pgdata)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        readable = 0o044
+        ensure_folder_permissions(POSTGRES_BIN_PATH, readable | 0o011)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+        os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+
+    def _write_settings(self) -> None:
+        conf = self.pgdata / "postgresql.conf"
+        text = conf.read_text()
+        block = f"\n{_CONF_MARKER}\nmax_connections = {self.max_connections}\n"
+        if _CONF_MARKER in text:
+            text = text[: text.index(_CONF_MARKER)].rstrip("\n") + "\n"
+        conf.write_text(text + block)
+
+    def _socket_dir(self) -> Path:
+        if len(str(self.pgdata / ".s.PGSQL.5432")) <= _UNIX_SOCKET_MAX:
+            return self.pgdata
+        digest = hashlib.sha256(str(self.pgdata).encode()).hexdigest()[:12]
+        socket_dir = Path("/tmp") / f"boxoffice-pg-{digest}"
+        socket_dir.mkdir(exist_ok=True)
+        socket_dir.chmod(0o777)
+        return socket_dir
+
+    def _launch(self) -> _Postmaster:
+        command = [
+            str(POSTGRES_BIN_PATH / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-h",
+            "",
+            "-k",
+            str(self._socket_dir()),
+        ]
+        with open(os.devnull, "rb") as stdin, self.log_path.open("ab") as log:
+            # A session of its own: Ctrl-C in the terminal must not reach the server directly.
+            process = subprocess.Popen(
+                command,
+                stdin=stdin,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=_service_user(),
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            running = _read_postmaster(self.pgdata)
+            if running is not None and running.pid == process.pid:
+                self._process = process
+                return running
+            if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+                raise EmbeddedPostgresError(f"PostgreSQL did not start; see {self.log_path}")
+            time.sleep(0.05)
+
+    def _run(self, program: str, args: Sequence[str]) -> None:
+        command = [str(POSTGRES_BIN_PATH / program), "-D", str(self.pgdata), *args]
+        with open(os.devnull, "rb") as stdin, (self.data_dir / "pg_ctl.out").open("ab") as out:
+            result = subprocess.run(
+                command,
+                stdin=stdin,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                user=_service_user(),
+                check=False,
+                timeout=_START_TIMEOUT_S + 30,
+            )
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(
+                f"{program} {' '.join(args)} failed ({result.returncode}); "
+                f"see {self.data_dir / 'pg_ctl.out'} and {self.log_path}"
+            )
+
+
+def _service_user() -> str | None:
+    return _SERVICE_USER if os.geteuid() == 0 else None
+
+
+def _url(postmaster: _Postmaster) -> str:
+    port = "" if postmaster.port == 5432 else f"&port={postmaster.port}"
+    return f"postgresql://postgres:@/postgres?host={postmaster.socket_dir}{port}"
+
+
+def _read_postmaster(pgdata: Path) -> _Postmaster | None:
+    """The running postmaster of `pgdata`, or None (no pid file, stale file, not ready)."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    if len(lines) < 8 or lines[7].strip() != "ready":
+        return None
+    pid = int(lines[0])
+    if not _is_alive(pid):
+        return None
+    return _Postmaster(pid=pid, socket_dir=Path(lines[4].strip()), port=int(lines[3]))
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        status: str = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return False
+    return status != "zombie"  # psutil.STATUS_ZOMBIE

@@ -1,0 +1,135 @@
+"""The schema as SQLAlchemy Core tables: users, events, ticket categories, the orders ledger
+and category snapshots. Migrations create it; repositories query it through these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+# Constraint names are part of the contract with the migrations and with the error mapping.
+SOLD_WITHIN_TOTAL = "ck_ticket_categories_sold_within_total"
+ORDER_STATUSES = ("pending", "confirmed", "cancelled", "completed")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _timestamp(name: str) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, Identity(), primary_key=True),
+    Column("username", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(32), nullable=False),
+    _timestamp("created_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, Identity(), primary_key=True),
+    Column("event_name", String(255), nullable=False),
+    Column("event_category", String(100), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("event_date", DateTime(timezone=True), nullable=False),
+    Column("location", String(255), nullable=True),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_by", Integer, ForeignKey("users.id"), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Index(None, "event_date"),
+    Index(None, "event_category"),
+    Index(None, "created_by"),
+)
+
+ticket_categories = Table(
+    "ticket_categories",
+    metadata,
+    Column("id", Integer, Identity(), primary_key=True),
+    Column(
+        "event_id",
+        Integer,
+        ForeignKey("events.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("category_name", String(100), nullable=False),
+    Column("price", Numeric(10, 2), nullable=False),
+    Column("total_seats", Integer, nullable=False),
+    Column("sold_seats", Integer, nullable=False, server_default=text("0")),
+    Column("description", Text, nullable=True),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    CheckConstraint("price >= 0", name="price_not_negative"),
+    CheckConstraint("total_seats >= 0", name="total_not_negative"),
+    CheckConstraint("sold_seats >= 0", name="sold_not_negative"),
+    # The last line of defence against an oversell: the ledger refuses it whatever the actors do.
+    CheckConstraint("sold_seats <= total_seats", name="sold_within_total"),
+)
+
+# Orders keep event and category names (and no foreign key to them) so the ledger outlives
+# catalogue edits: an order is a fact about the past.
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, Identity(), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("event_id", Integer, nullable=False, index=True),
+    Column("category_id", Integer, nullable=False, index=True),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Numeric(10, 2), nullable=False),
+    Column("total_price", Numeric(10, 2), nullable=False),
+    Column("status", String(16), nullable=False, server_default=text("'pending'")),
+    Column("event_name", String(255), nullable=False),
+    Column("category_name", String(100), nullable=False),
+    Column("notes", Text, nullable=True),
+    Column("lock_id", String(128), nullable=True, unique=True),
+    Column("request_key", String(255), nullable=True, unique=True),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+    CheckConstraint(
+        "status IN ('pending', 'confirmed', 'cancelled', 'completed')", name="status_known"
+    ),
+    Index("ix_orders_pending", "id", postgresql_where=text("status = 'pending'")),
+)
+
+category_snapshots = Table(
+    "category_snapshots",
+    metadata,
+    Column(
+        "category_id",
+        Integer,
+        ForeignKey("ticket_categories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("payload", JSONB, nullable=False),
+    _timestamp("saved_at"),
+)

@@ -1,0 +1,367 @@
+// Boxoffice browser client: log in, browse events, watch live availability over Socket.IO,
+// lock seats with a countdown, buy with the lock, and see order notifications. No build step.
+"use strict";
+
+(() => {
+  const state = {
+    token: null,
+    user: null,
+    socket: null,
+    events: new Map(), // eventId -> event from GET /api/events
+    currentEventId: null,
+    locks: new Map(), // lockId -> {lockId, eventId, categoryId, quantity, expiresAt (ms)}
+    clockOffsetMs: 0, // server time minus browser time, from heartbeats
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs = {}, ...children) => {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) node.append(child);
+    return node;
+  };
+
+  // -- feedback ----------------------------------------------------------------------------
+
+  function say(text) {
+    $("message").textContent = text || "";
+  }
+
+  function toast(text, kind = "success", ms = 6000, source = "page") {
+    const node = el("div", { class: `toast toast-${kind}`, "data-testid": "toast", role: "alert",
+      "data-source": source, text });
+    $("toasts").append(node);
+    setTimeout(() => node.remove(), ms);
+  }
+
+  // -- REST --------------------------------------------------------------------------------
+
+  async function api(path, { method = "GET", body } = {}) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (state.token) headers.Authorization = `Bearer ${state.token}`;
+    const response = await fetch(`/api${path}`, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!response.ok) {
+      const detail = data && (data.error || data.message);
+      const message = Array.isArray(detail) ? detail.join(", ") : detail;
+      const error = new Error(message || `${response.status} ${response.statusText}`);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  // -- session -----------------------------------------------------------------------------
+
+  async function logIn(username, password) {
+    const answer = await api("/auth/login", { method: "POST", body: { username, password } });
+    startSession(answer.access_token, answer.user);
+  }
+
+  async function register(username, password, role) {
+    await api("/auth/register", { method: "POST", body: { username, password, role } });
+    await logIn(username, password);
+  }
+
+  function startSession(token, user) {
+    state.token = token;
+    state.user = user;
+    sessionStorage.setItem("boxoffice.session", JSON.stringify({ token, user }));
+    $("whoami").textContent = `${user.username} (${user.role})`;
+    $("session").hidden = false;
+    $("auth-panel").hidden = true;
+    $("app-panel").hidden = false;
+    say("");
+    connectSocket();
+    loadEvents();
+    loadOrders();
+  }
+
+  function endSession(reason) {
+    if (state.socket) state.socket.disconnect();
+    state.socket = null;
+    state.token = null;
+    state.user = null;
+    state.locks.clear();
+    state.currentEventId = null;
+    sessionStorage.removeItem("boxoffice.session");
+    $("session").hidden = true;
+    $("auth-panel").hidden = false;
+    $("app-panel").hidden = true;
+    $("event-panel").hidden = true;
+    renderLocks();
+    say(reason || "");
+  }
+
+  // -- socket ------------------------------------------------------------------------------
+
+  function connectSocket() {
+    // The page is served by the gateway, so the socket goes to the same origin.
+    const socket = io("/realtime", { auth: { token: state.token } });
+    state.socket = socket;
+    const status = $("conn-status");
+
+    socket.on("connected", () => {
+      status.dataset.state = "connected";
+      status.textContent = "live";
+      if (state.currentEventId !== null) {
+        socket.emit("join-event-room", { eventId: state.currentEventId });
+      }
+      socket.emit("get-my-locks");
+      socket.emit("heartbeat");
+    });
+    socket.on("disconnect", () => {
+      status.dataset.state = "disconnected";
+      status.textContent = "offline";
+    });
+    socket.on("connect_error", (err) => {
+      status.dataset.state = "disconnected";
+      status.textContent = "offline";
+      if (err && err.message === "Unauthorized") endSession("Your session has expired.");
+    });
+    socket.on("error", (data) => say((data && data.message) || "Realtime error"));
+    socket.on("availability-update", applyAvailability);
+    socket.on("lock-tickets-response", (reply) => {
+      if (!reply.success) return say(reply.message);
+      say("");
+      rememberLock(reply);
+    });
+    socket.on("unlock-tickets-response", (reply) => {
+      if (!reply.success) return say(reply.message);
+      for (const lockId of reply.lockIds || []) state.locks.delete(lockId);
+      renderLocks();
+    });
+    socket.on("my-locks-response", (reply) => {
+      state.locks.clear();
+      for (const lock of reply.locks || []) rememberLock(lock, false);
+      renderLocks();
+    });
+    socket.on("heartbeat-response", (reply) => {
+      state.clockOffsetMs = Date.parse(reply.timestamp) - Date.now();
+    });
+    socket.on("order-completed", (data) => {
+      toast(data.message || `Order #${data.orderId} completed`, "success", 8000, "order-completed");
+      loadOrders();
+    });
+    socket.on("order-cancelled", (data) => {
+      toast(data.message || `Order #${data.orderId} cancelled`, "error", 8000, "order-cancelled");
+      loadOrders();
+    });
+  }
+
+  setInterval(() => {
+    if (state.socket && state.socket.connected) state.socket.emit("heartbeat");
+  }, 30000);
+
+  // -- events and availability -------------------------------------------------------------
+
+  async function loadEvents() {
+    try {
+      const events = await api("/events");
+      state.events.clear();
+      const list = $("events-list");
+      list.replaceChildren();
+      for (const event of events) {
+        const id = event.idEvent ?? event.id;
+        state.events.set(id, event);
+        const when = new Date(event.eventDate).toLocaleString();
+        list.append(el("li", { "data-testid": `event-${id}`,
+          class: id === state.currentEventId ? "active-event" : "" },
+          el("span", { text: `${event.eventName} · ${when}` }),
+          el("button", { type: "button", class: "small", "data-testid": `join-event-${id}`,
+            text: "Open", onclick: () => openEvent(id) })));
+      }
+      if (!events.length) list.append(el("li", { class: "muted", text: "No events yet." }));
+    } catch (err) {
+      say(`Could not load events: ${err.message}`);
+    }
+  }
+
+  function openEvent(eventId) {
+    const event = state.events.get(eventId);
+    if (!event) return;
+    if (state.socket && state.currentEventId !== null && state.currentEventId !== eventId) {
+      state.socket.emit("leave-event-room", { eventId: state.currentEventId });
+    }
+    state.currentEventId = eventId;
+    for (const item of $("events-list").children) {
+      item.classList.toggle("active-event", item.dataset.testid === `event-${eventId}`);
+    }
+    $("event-panel").hidden = false;
+    $("event-panel").dataset.eventId = String(eventId);
+    $("event-title").textContent = event.eventName;
+    $("event-meta").textContent = [new Date(event.eventDate).toLocaleString(), event.location]
+      .filter(Boolean).join(" · ");
+    const body = $("categories-body");
+    body.replaceChildren();
+    for (const category of event.ticketCategories || []) {
+      const cid = category.id;
+      const quantity = el("input", { type: "number", min: "1", value: "1",
+        "data-testid": `qty-${cid}`, "aria-label": `Seats of ${category.categoryName}` });
+      body.append(el("tr", { "data-testid": `category-${cid}` },
+        el("td", { text: category.categoryName }),
+        el("td", { class: "num", text: Number(category.price).toFixed(2) }),
+        el("td", { class: "num", "data-testid": `available-${cid}`,
+          text: String(category.availableSeats ?? "…") }),
+        el("td", { class: "num", "data-testid": `locked-${cid}`, text: "…" }),
+        el("td", { class: "num", "data-testid": `total-${cid}`,
+          text: String(category.totalSeats) }),
+        el("td", {}, quantity),
+        el("td", {}, el("button", { type: "button", "data-testid": `lock-${cid}`, text: "Lock",
+          onclick: () => lockSeats(eventId, cid, Number(quantity.value)) }))));
+    }
+    if (state.socket) state.socket.emit("join-event-room", { eventId });
+  }
+
+  function applyAvailability(update) {
+    if (update.eventId !== state.currentEventId) return;
+    const cells = {
+      available: update.availableTickets, locked: update.lockedTickets, total: update.totalTickets,
+    };
+    for (const [name, value] of Object.entries(cells)) {
+      const cell = document.querySelector(`[data-testid="${name}-${update.categoryId}"]`);
+      if (!cell || cell.textContent === String(value)) continue;
+      cell.textContent = String(value);
+      cell.classList.remove("flash");
+      void cell.offsetWidth; // restart the animation
+      cell.classList.add("flash");
+    }
+  }
+
+  // -- locks -------------------------------------------------------------------------------
+
+  function lockSeats(eventId, categoryId, quantity) {
+    if (!state.socket || !state.socket.connected) return say("Not connected yet.");
+    state.socket.emit("lock-tickets", { eventId, categoryId, quantity });
+  }
+
+  function rememberLock(lock, render = true) {
+    state.locks.set(lock.lockId, {
+      lockId: lock.lockId, eventId: lock.eventId, categoryId: lock.categoryId,
+      quantity: lock.quantity, expiresAt: Date.parse(lock.expiresAt),
+    });
+    if (render) renderLocks();
+  }
+
+  function categoryName(eventId, categoryId) {
+    const event = state.events.get(eventId);
+    const category = event && (event.ticketCategories || []).find((c) => c.id === categoryId);
+    return category ? `${event.eventName} · ${category.categoryName}` : `Category ${categoryId}`;
+  }
+
+  function renderLocks() {
+    const list = $("locks-list");
+    list.replaceChildren();
+    for (const lock of state.locks.values()) {
+      list.append(el("li", { "data-testid": "lock", "data-lock-id": lock.lockId },
+        el("span", { text: `${lock.quantity} × ${categoryName(lock.eventId, lock.categoryId)}` }),
+        el("span", { class: "countdown", "data-testid": "countdown",
+          "data-expires-at": String(lock.expiresAt) }),
+        el("button", { type: "button", "data-testid": "buy", text: "Buy",
+          onclick: (e) => buy(lock, e.currentTarget) }),
+        el("button", { type: "button", class: "secondary", "data-testid": "release",
+          text: "Release",
+          onclick: () => state.socket && state.socket.emit("unlock-tickets",
+            { lockId: lock.lockId }) })));
+    }
+    $("no-locks").hidden = state.locks.size > 0;
+    tick();
+  }
+
+  function tick() {
+    const now = Date.now() + state.clockOffsetMs;
+    for (const node of document.querySelectorAll("#locks-list .countdown")) {
+      const left = Math.max(0, Number(node.dataset.expiresAt) - now);
+      const seconds = Math.ceil(left / 1000);
+      node.textContent = left > 0
+        ? `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")} left`
+        : "expired";
+      node.classList.toggle("soon", left > 0 && left < 30000);
+      node.classList.toggle("expired", left === 0);
+      const buyButton = node.parentElement.querySelector('[data-testid="buy"]');
+      if (buyButton && left === 0) buyButton.disabled = true;
+    }
+  }
+  setInterval(tick, 250);
+
+  async function buy(lock, button) {
+    button.disabled = true;
+    try {
+      const order = await api("/orders/with-lock", { method: "POST", body: {
+        eventId: lock.eventId, categoryId: lock.categoryId, quantity: lock.quantity,
+        lockId: lock.lockId,
+      } });
+      state.locks.delete(lock.lockId);
+      renderLocks();
+      say("");
+      toast(`Order #${order.id} placed — waiting for confirmation`, "info", 3000);
+      loadOrders();
+    } catch (err) {
+      say(`Could not buy: ${err.message}`);
+      button.disabled = false;
+      if (state.socket) state.socket.emit("get-my-locks");
+    }
+  }
+
+  // -- orders ------------------------------------------------------------------------------
+
+  async function loadOrders() {
+    if (!state.token) return;
+    try {
+      const orders = await api("/orders");
+      const list = $("orders-list");
+      list.replaceChildren();
+      for (const order of orders) {
+        list.append(el("li", { "data-testid": `order-${order.id}`, "data-status": order.status },
+          el("span", { text: `#${order.id} ${order.quantity} × ${order.eventName} · `
+            + `${order.categoryName} — ${Number(order.totalPrice).toFixed(2)}` }),
+          el("span", { class: `status status-${order.status}`, text: order.status })));
+      }
+      $("no-orders").hidden = orders.length > 0;
+    } catch (err) {
+      if (err.status === 401) return endSession("Your session has expired.");
+      say(`Could not load orders: ${err.message}`);
+    }
+  }
+
+  // -- wiring ------------------------------------------------------------------------------
+
+  $("auth-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await logIn($("username").value.trim(), $("password").value);
+    } catch (err) {
+      say(`Login failed: ${err.message}`);
+    }
+  });
+  $("register-btn").addEventListener("click", async () => {
+    if (!$("auth-form").reportValidity()) return;
+    try {
+      await register($("username").value.trim(), $("password").value, $("role").value);
+    } catch (err) {
+      say(`Registration failed: ${err.message}`);
+    }
+  });
+  $("logout-btn").addEventListener("click", () => endSession(""));
+  $("refresh-events").addEventListener("click", loadEvents);
+  $("refresh-orders").addEventListener("click", loadOrders);
+
+  const saved = sessionStorage.getItem("boxoffice.session");
+  if (saved) {
+    try {
+      const { token, user } = JSON.parse(saved);
+      startSession(token, user);
+    } catch {
+      sessionStorage.removeItem("boxoffice.session");
+    }
+  }
+})();

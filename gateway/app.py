@@ -1,0 +1,89 @@
+"""The ASGI application of one gateway process: the REST API under /api, Socket.IO at
+/socket.io (namespace /realtime) and the browser page at /.
+
+`create_app` only assembles; the runtime it serves is started and stopped by `gateway.system`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import socketio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import realtime
+from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
+from gateway.routes import auth, events, health, orders, tickets, users
+from gateway.system import Runtime
+from realtime.server import create_realtime
+
+API_PREFIX = "/api"
+STATIC_DIR = Path(realtime.__file__).parent / "static"
+
+DESCRIPTION = """
+The event platform's REST contract (see docs/api.md). Every error answers
+`{statusCode, message, error}`. Protected routes take `Authorization: Bearer <token>`
+from `POST /api/auth/login`; reading events needs no token.
+"""
+
+
+def create_api(runtime: Runtime) -> FastAPI:
+    api = FastAPI(
+        title="Boxoffice",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    api.state.runtime = runtime
+    for module in (auth, users, tickets, events, orders, health):
+        api.include_router(module.router, prefix=API_PREFIX)
+    install_error_handlers(api)
+    api.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
+    # Outermost, so refusals (401, 413...) carry CORS headers a browser can read.
+    api.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(runtime.settings.cors_origins),
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    return api
+
+
+def create_site() -> Starlette:
+    """The browser page and its assets; anything else is a 404 in the API's error shape."""
+    return Starlette(
+        routes=[Mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False))],
+        exception_handlers={StarletteHTTPException: http_error_handler},
+    )
+
+
+class _ByPrefix:
+    """/api/* to the REST API (which also owns the lifespan), everything else to the site."""
+
+    def __init__(self, api: ASGIApp, site: ASGIApp) -> None:
+        self.api = api
+        self.site = site
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "lifespan" or path == API_PREFIX or path.startswith(f"{API_PREFIX}/"):
+            await self.api(scope, receive, send)
+        else:
+            await self.site(scope, receive, send)
+
+
+def create_app(runtime: Runtime) -> ASGIApp:
+    sio = create_realtime(runtime)
+    app: ASGIApp = socketio.ASGIApp(
+        sio, other_asgi_app=_ByPrefix(create_api(runtime), create_site())
+    )
+    return app

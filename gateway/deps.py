@@ -1,0 +1,99 @@
+"""What every route depends on: the runtime, and who is asking (only ever from the token).
+
+Role checks and the parsing of shared parameters (ids, paging, Idempotency-Key) live here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.auth import InvalidToken, Principal
+from gateway.errors import ApiError, invalid
+from gateway.schemas import MAX_ID
+from gateway.system import Runtime
+
+INVALID_TOKEN = "Invalid Token!"
+INSUFFICIENT_PERMISSIONS = "Insufficient permissions"
+MAX_OFFSET = 1_000_000
+MAX_IDEMPOTENCY_KEY = 200
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/auth/login")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, INVALID_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def current_principal(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise unauthorized()
+    try:
+        return runtime.tokens.verify(credentials.credentials)
+    except InvalidToken:
+        raise unauthorized() from None
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_organizer(caller: Caller) -> Principal:
+    if not caller.is_organizer:
+        raise ApiError(403, INSUFFICIENT_PERMISSIONS)
+    return caller
+
+
+Organizer = Annotated[Principal, Depends(current_organizer)]
+
+
+def idempotency_key(
+    caller: Caller,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Replaying a request with the same key returns the first order.",
+        ),
+    ] = None,
+) -> str | None:
+    """The ledger's request key: scoped to the caller, so two users never collide."""
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII chars")
+    return f"{caller.user_id}:{key}"
+
+
+RequestKey = Annotated[str | None, Depends(idempotency_key)]
+
+EventId = Annotated[int, Path(ge=1, le=MAX_ID, description="Event id")]
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="Order id")]
+
+
+class Page:
+    """Optional `limit`/`offset`; without them a list endpoint answers everything."""
+
+    def __init__(
+        self,
+        limit: Annotated[int | None, Query(ge=1, le=100)] = None,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+Paging = Annotated[Page, Depends()]

@@ -1,0 +1,64 @@
+"""`/api/auth`: register and log in; the answer carries the JWT every other route expects.
+
+The same message answers an unknown user and a wrong password, so usernames cannot be probed.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, status
+
+from gateway.auth import PasswordHasher, Role
+from gateway.deps import RuntimeDep
+from gateway.errors import ApiError
+from gateway.schemas import LoginIn, RegisterIn, TokenOut, UserOut
+from persistence import users
+from persistence.errors import UsernameTaken
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+BAD_CREDENTIALS = "Invalid username or password"
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenOut)
+async def register(body: RegisterIn, runtime: RuntimeDep) -> TokenOut:
+    role = body.resolved_role
+    hashed = await runtime.passwords.hash(body.password)
+    try:
+        async with runtime.db.begin() as conn:
+            user = await users.create_user(conn, body.username, hashed, role.value)
+    except UsernameTaken:
+        raise ApiError(409, "Username already exists") from None
+    return TokenOut(
+        access_token=runtime.tokens.issue(user.id, role),
+        user=UserOut(id=user.id, username=user.username, role=role.value),
+    )
+
+
+@router.post("/login", response_model=TokenOut)
+async def login(body: LoginIn, runtime: RuntimeDep) -> TokenOut:
+    async with runtime.db.connect() as conn:
+        user = await users.get_user_by_username(conn, body.username)
+    if user is None:
+        # Spend the same time as a real check, so timing does not tell who exists.
+        await runtime.passwords.verify(body.password, await _decoy_hash(runtime.passwords))
+        raise ApiError(401, BAD_CREDENTIALS)
+    if not await runtime.passwords.verify(body.password, user.password_hash):
+        raise ApiError(401, BAD_CREDENTIALS)
+    role = Role(user.role)
+    return TokenOut(
+        access_token=runtime.tokens.issue(user.id, role),
+        user=UserOut(id=user.id, username=user.username, role=role.value),
+    )
+
+
+_decoys: dict[int, str] = {}
+
+
+async def _decoy_hash(passwords: PasswordHasher) -> str:
+    """A hash of a random secret at the configured cost: never matches, costs the same."""
+    decoy = _decoys.get(id(passwords))
+    if decoy is None:
+        decoy = _decoys[id(passwords)] = await passwords.hash(secrets.token_urlsafe(16))
+    return decoy

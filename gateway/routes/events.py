@@ -1,0 +1,174 @@
+"""`/api/events`: the catalogue (public reads, organizer writes) and each category's live seats.
+
+`reservedSeats` is held plus sold from the engine's feed, never a stored counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from gateway.auth import Principal
+from gateway.deps import EventId, Organizer, Paging, RuntimeDep
+from gateway.errors import ApiError
+from gateway.processing import EVENT_NOT_FOUND
+from gateway.schemas import (
+    DeletedOut,
+    EventIn,
+    EventOut,
+    EventUpdateIn,
+    TicketCategoryOut,
+)
+from gateway.system import Runtime
+from persistence import catalog
+from persistence.records import CategoryDraft, EventDraft, EventRecord
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+NOT_THE_CREATOR = "Only the organizer who created this event can change it"
+Category = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+async def shape_events(runtime: Runtime, events: Sequence[EventRecord]) -> list[EventOut]:
+    ids = [category.id for event in events for category in event.categories]
+    live = await runtime.engine.availability(ids) if ids else {}
+    shaped: list[EventOut] = []
+    for event in events:
+        categories: list[TicketCategoryOut] = []
+        for category in event.categories:
+            seats = live.get(category.id)
+            reserved = seats.held + seats.sold if seats is not None else 0
+            categories.append(
+                TicketCategoryOut(
+                    id=category.id,
+                    category_name=category.category_name,
+                    price=category.price,
+                    total_seats=category.total_seats,
+                    reserved_seats=reserved,
+                    available_seats=max(category.total_seats - reserved, 0),
+                    description=category.description,
+                    is_active=category.is_active,
+                    event_id=category.event_id,
+                )
+            )
+        shaped.append(
+            EventOut(
+                id_event=event.id,
+                event_name=event.event_name,
+                event_category=event.event_category,
+                description=event.description,
+                event_date=event.event_date,
+                location=event.location,
+                is_active=event.is_active,
+                created_by=event.created_by,
+                ticket_categories=categories,
+                created_at=event.created_at,
+                updated_at=event.updated_at,
+            )
+        )
+    return shaped
+
+
+async def _load(runtime: Runtime, event_id: int) -> EventRecord:
+    async with runtime.db.connect() as conn:
+        event = await catalog.get_event(conn, event_id)
+    if event is None:
+        raise ApiError(404, EVENT_NOT_FOUND)
+    return event
+
+
+async def _owned(runtime: Runtime, organizer: Principal, event_id: int) -> EventRecord:
+    event = await _load(runtime, event_id)
+    if event.created_by != organizer.user_id:
+        raise ApiError(403, NOT_THE_CREATOR)
+    return event
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=EventOut)
+async def create_event(body: EventIn, organizer: Organizer, runtime: RuntimeDep) -> EventOut:
+    draft = EventDraft(
+        event_name=body.event_name,
+        event_category=body.event_category,
+        description=body.description,
+        event_date=body.event_date,
+        location=body.location,
+        categories=tuple(
+            CategoryDraft(c.category_name, c.price, c.total_seats, c.description)
+            for c in body.ticket_categories
+        ),
+    )
+    async with runtime.db.begin() as conn:
+        event = await catalog.create_event(conn, draft, organizer.user_id)
+    return (await shape_events(runtime, [event]))[0]
+
+
+@router.get("", response_model=list[EventOut])
+async def list_events(runtime: RuntimeDep, page: Paging) -> list[EventOut]:
+    async with runtime.db.connect() as conn:
+        events = await catalog.list_events(conn, limit=page.limit, offset=page.offset)
+    return await shape_events(runtime, events)
+
+
+@router.get("/upcoming", response_model=list[EventOut])
+async def upcoming_events(runtime: RuntimeDep, page: Paging) -> list[EventOut]:
+    async with runtime.db.connect() as conn:
+        events = await catalog.list_events(
+            conn, upcoming_after=datetime.now(UTC), limit=page.limit, offset=page.offset
+        )
+    return await shape_events(runtime, events)
+
+
+@router.get("/category/{category}", response_model=list[EventOut])
+async def events_in_category(
+    category: Category, runtime: RuntimeDep, page: Paging
+) -> list[EventOut]:
+    async with runtime.db.connect() as conn:
+        events = await catalog.list_events(
+            conn, event_category=category, limit=page.limit, offset=page.offset
+        )
+    return await shape_events(runtime, events)
+
+
+@router.get("/{id}", response_model=EventOut)
+async def get_event(id: EventId, runtime: RuntimeDep) -> EventOut:
+    return (await shape_events(runtime, [await _load(runtime, id)]))[0]
+
+
+@router.get("/{id}/tickets", response_model=list[TicketCategoryOut])
+async def event_tickets(id: EventId, runtime: RuntimeDep) -> list[TicketCategoryOut]:
+    return (await shape_events(runtime, [await _load(runtime, id)]))[0].ticket_categories
+
+
+@router.put("/{id}", response_model=EventOut)
+async def update_event(
+    id: EventId, body: EventUpdateIn, organizer: Organizer, runtime: RuntimeDep
+) -> EventOut:
+    event = await _owned(runtime, organizer, id)
+    changes = body.changes()
+    if changes:
+        async with runtime.db.begin() as conn:
+            updated = await catalog.update_event(conn, id, changes)
+        if updated is None:
+            raise ApiError(404, EVENT_NOT_FOUND)
+        event = updated
+    return (await shape_events(runtime, [event]))[0]
+
+
+@router.delete("/{id}", response_model=DeletedOut)
+async def delete_event(id: EventId, organizer: Organizer, runtime: RuntimeDep) -> DeletedOut:
+    event = await _owned(runtime, organizer, id)
+    live = await runtime.engine.availability([c.id for c in event.categories])
+    if any(seats.held for seats in live.values()):
+        raise ApiError(409, "Tickets of this event are on hold; try again once they are released")
+    async with runtime.db.begin() as conn:
+        if await catalog.event_has_orders(conn, id):
+            raise ApiError(
+                409, "This event has orders; deactivate it instead (PUT isActive: false)"
+            )
+        deleted = await catalog.delete_event(conn, id)
+    if not deleted:
+        raise ApiError(404, EVENT_NOT_FOUND)
+    return DeletedOut(success=True, message="Event deleted successfully", id_event=id)

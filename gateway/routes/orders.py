@@ -1,0 +1,118 @@
+"""`/api/orders`: buy, buy with a hold, list what the caller may see, and cancel.
+
+Prices and names come from the catalogue; an Idempotency-Key replay returns the first order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from gateway.deps import Caller, EventId, OrderId, Paging, RequestKey, RuntimeDep
+from gateway.processing import (
+    all_visible_orders,
+    cancel_order,
+    event_orders,
+    my_orders,
+    place_order,
+    visible_order,
+)
+from gateway.schemas import OrderIn, OrderOut, OrderWithLockIn
+from persistence.records import OrderRecord
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid body, or a quantity or category that does not match the hold"},
+    401: {"description": "Missing or invalid token"},
+    403: {"description": "The lock belongs to another user"},
+    404: {"description": "Unknown event, category or lock"},
+    409: {"description": "Not enough seats, category not on sale, or the lock has expired"},
+}
+
+
+def shape(order: OrderRecord) -> OrderOut:
+    return OrderOut(
+        id=order.id,
+        user_id=order.user_id,
+        event_id=order.event_id,
+        category_id=order.category_id,
+        quantity=order.quantity,
+        unit_price=order.unit_price,
+        total_price=order.total_price,
+        status=order.status.value,
+        event_name=order.event_name,
+        category_name=order.category_name,
+        notes=order.notes,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut, responses=_REFUSALS)
+async def create_order(
+    body: OrderIn, caller: Caller, request_key: RequestKey, runtime: RuntimeDep
+) -> OrderOut:
+    order = await place_order(
+        runtime,
+        caller,
+        event_id=body.event_id,
+        category_id=body.category_id,
+        quantity=body.quantity,
+        notes=body.notes,
+        request_key=request_key,
+    )
+    return shape(order)
+
+
+@router.post(
+    "/with-lock",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderOut,
+    responses=_REFUSALS,
+)
+async def create_order_with_lock(
+    body: OrderWithLockIn, caller: Caller, request_key: RequestKey, runtime: RuntimeDep
+) -> OrderOut:
+    order = await place_order(
+        runtime,
+        caller,
+        event_id=body.event_id,
+        category_id=body.category_id,
+        quantity=body.quantity,
+        notes=body.notes,
+        request_key=request_key,
+        lock_id=body.lock_id,
+    )
+    return shape(order)
+
+
+@router.get("", response_model=list[OrderOut])
+async def list_my_orders(caller: Caller, runtime: RuntimeDep, page: Paging) -> list[OrderOut]:
+    orders = await my_orders(runtime, caller, limit=page.limit, offset=page.offset)
+    return [shape(order) for order in orders]
+
+
+@router.get("/all", response_model=list[OrderOut])
+async def list_all_orders(caller: Caller, runtime: RuntimeDep, page: Paging) -> list[OrderOut]:
+    orders = await all_visible_orders(runtime, caller, limit=page.limit, offset=page.offset)
+    return [shape(order) for order in orders]
+
+
+@router.get("/event/{event_id}", response_model=list[OrderOut])
+async def list_event_orders(
+    event_id: EventId, caller: Caller, runtime: RuntimeDep, page: Paging
+) -> list[OrderOut]:
+    orders = await event_orders(runtime, caller, event_id, limit=page.limit, offset=page.offset)
+    return [shape(order) for order in orders]
+
+
+@router.get("/{id}", response_model=OrderOut)
+async def get_order(id: OrderId, caller: Caller, runtime: RuntimeDep) -> OrderOut:
+    return shape(await visible_order(runtime, caller, id))
+
+
+@router.post("/{id}/cancel", response_model=OrderOut)
+async def cancel(id: OrderId, caller: Caller, runtime: RuntimeDep) -> OrderOut:
+    return shape(await cancel_order(runtime, caller, id))

@@ -1,0 +1,68 @@
+"""`/api/events/tickets`: holds over REST, the same holds the Socket.IO `lock-tickets` makes.
+
+A hold belongs to the token's user; only that user can release it or turn it into an order.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, status
+
+from gateway.deps import Caller, RuntimeDep
+from gateway.errors import ApiError, invalid
+from gateway.processing import category_on_sale, check_quantity
+from gateway.schemas import ReleaseIn, ReleaseOut, ReserveIn, ReserveOut
+from persistence import catalog
+
+router = APIRouter(prefix="/events/tickets", tags=["tickets"])
+
+
+@router.post("/reserve", status_code=status.HTTP_201_CREATED, response_model=ReserveOut)
+async def reserve(body: ReserveIn, caller: Caller, runtime: RuntimeDep) -> ReserveOut:
+    check_quantity(runtime, body.quantity)
+    await category_on_sale(runtime.db, body.event_id, body.category_id)
+    placed = await runtime.engine.hold(
+        user_id=caller.user_id,
+        event_id=body.event_id,
+        category_id=body.category_id,
+        quantity=body.quantity,
+    )
+    return ReserveOut(
+        success=True,
+        available_seats=placed.availability.available,
+        message="Tickets reserved successfully",
+        lock_id=placed.hold.lock_id,
+        expires_at=datetime.fromtimestamp(placed.hold.expires_at, UTC),
+        event_id=placed.hold.event_id,
+        category_id=placed.hold.category_id,
+        quantity=placed.hold.quantity,
+    )
+
+
+@router.post("/release", response_model=ReleaseOut)
+async def release(body: ReleaseIn, caller: Caller, runtime: RuntimeDep) -> ReleaseOut:
+    if body.lock_id is None and body.quantity is None:
+        raise invalid("quantity or lockId is required")
+    async with runtime.db.connect() as conn:
+        category = await catalog.get_category(conn, body.category_id)
+    if category is None:
+        raise ApiError(404, "Ticket category not found")
+    released = await runtime.engine.release(
+        user_id=caller.user_id,
+        category_id=body.category_id,
+        lock_id=body.lock_id,
+        quantity=None if body.lock_id is not None else body.quantity,
+    )
+    quantity = (
+        sum(hold.quantity for hold in released.holds)
+        if body.lock_id is not None or body.quantity is None
+        else body.quantity
+    )
+    return ReleaseOut(
+        success=True,
+        available_seats=released.availability.available,
+        message="Tickets released successfully",
+        released_lock_ids=[hold.lock_id for hold in released.holds],
+        released_quantity=quantity,
+    )

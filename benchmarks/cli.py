@@ -1,0 +1,105 @@
+"""`boxoffice bench`: the command line of the load-test harness.
+
+Parses the scenario selection and its parameters, runs the harness, and returns its exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from benchmarks.harness import BenchOptions, run
+from benchmarks.scenarios import SCENARIOS
+
+QUICK = {
+    "buyers": 300,
+    "seats": 100,
+    "flash_concurrency": 64,
+    "hold_clients": 64,
+    "duration": 3.0,
+    "sockets": 100,
+    "changes_per_second": 5.0,
+    "categories": 500,
+    "categories_per_event": 250,
+    "hot_set": 8,
+    "rotate_every": 1.5,
+    "churn_clients": 16,
+    "actor_idle": 3.0,
+}
+
+
+TUNABLES: tuple[tuple[str, type, str], ...] = (
+    ("buyers", int, "flash-sale buyers, each with an account"),
+    ("seats", int, "flash-sale capacity"),
+    ("flash_concurrency", int, "flash-sale buyers in flight at once"),
+    ("hold_clients", int, "hot-hold concurrent clients"),
+    ("duration", float, "seconds per timed run"),
+    ("sockets", int, "fan-out sockets in one event room"),
+    ("changes_per_second", float, "fan-out availability changes per second"),
+    ("categories", int, "many-categories: how many categories"),
+    ("categories_per_event", int, "many-categories: categories per event"),
+    ("hot_set", int, "many-categories: hot categories at a time"),
+    ("rotate_every", float, "many-categories: seconds before the hot set moves on"),
+    ("churn_clients", int, "many-categories: concurrent clients"),
+    ("procs", int, "load-generator processes"),
+    ("lock_ttl", float, "LOCK_TTL_SECONDS of the bench system"),
+    ("actor_idle", float, "ACTOR_IDLE_SECONDS of the bench system"),
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    defaults = BenchOptions(scenarios=())
+    p = argparse.ArgumentParser(
+        prog="boxoffice bench",
+        description="Load-test Boxoffice beside a JWT no-op ceiling and a PostgreSQL baseline.",
+    )
+    p.add_argument(
+        "--scenario",
+        "-s",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="run only this scenario (repeatable); default: all, in order",
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes: finishes in under a minute")
+    p.add_argument(
+        "--targets",
+        default=",".join(defaults.targets),
+        help="comma list of system, ceiling, baseline (default: all three)",
+    )
+    for name, kind, text in TUNABLES:
+        default = getattr(defaults, name)
+        p.add_argument(
+            "--" + name.replace("_", "-"), type=kind, help=f"{text} (default {default:g})"
+        )
+    p.add_argument(
+        "--output", "-o", type=Path, help="output directory (default benchmarks/results/<stamp>/)"
+    )
+    p.add_argument("--keep-data", action="store_true", help="keep the temporary DATA_DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    values: dict[str, object] = dict(QUICK) if args.quick else {}
+    for name in [*(t[0] for t in TUNABLES), "output"]:
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = value
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    unknown = set(targets) - {"system", "ceiling", "baseline"}
+    if unknown:
+        raise SystemExit(f"unknown targets: {', '.join(sorted(unknown))}")
+    return BenchOptions(
+        scenarios=tuple(args.scenario or SCENARIOS),
+        quick=args.quick,
+        targets=targets,
+        keep_data=args.keep_data,
+        progress=not args.no_progress,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = options_from(parser().parse_args(argv))
+    return asyncio.run(run(options))

@@ -1,0 +1,426 @@
+"""The bench's own world: a temp DATA_DIR, PostgreSQL, the system, the ceiling and the baseline.
+
+It starts each as a subprocess, waits for health, registers the virtual buyers through the REST
+API, runs the chosen scenarios, writes the report, and tears everything down again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from benchmarks.loadgen import Account, LoadRunner
+
+BENCH_JWT_SECRET = "boxoffice-bench-secret-not-for-production"
+PASSWORD = "bench-password-123"
+VENV_BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def uvicorn_flags() -> list[str]:
+    """The gateway's uvicorn settings, so the ceiling and the baseline run on the same ones."""
+    flags = ["--workers", "1", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    try:
+        import uvloop  # noqa: F401
+
+        flags += ["--loop", "uvloop"]
+    except ImportError:
+        flags += ["--loop", "asyncio"]
+    return flags
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(slots=True)
+class BenchOptions:
+    scenarios: tuple[str, ...]
+    quick: bool = False
+    targets: tuple[str, ...] = ("system", "ceiling", "baseline")
+    buyers: int = 2000
+    seats: int = 500
+    flash_concurrency: int = 256
+    hold_clients: int = 256
+    duration: float = 12.0
+    sockets: int = 1000
+    changes_per_second: float = 5.0
+    categories: int = 10_000
+    categories_per_event: int = 500
+    hot_set: int = 16
+    rotate_every: float = 3.0
+    churn_clients: int = 32
+    procs: int = 2
+    lock_ttl: float = 30.0
+    actor_idle: float = 5.0
+    output: Path | None = None
+    keep_data: bool = False
+    progress: bool = True
+
+
+class ServiceFailed(RuntimeError):
+    """A process the bench started did not come up healthy."""
+
+
+@dataclass(slots=True)
+class Service:
+    """One server subprocess in its own process group, with its output in a log file."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @classmethod
+    def launch(
+        cls, name: str, argv: Sequence[str], env: dict[str, str], url: str, log_dir: Path
+    ) -> Service:
+        log_path = log_dir / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                list(argv),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        return cls(name, url, process, log_path)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def wait_healthy(self, session: aiohttp.ClientSession, within: float) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceFailed(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(f"{self.url}/api/health") as resp:
+                    if resp.status == 200:
+                        body = await resp.json(content_type=None)
+                        return body if isinstance(body, dict) else {}
+            await asyncio.sleep(0.25)
+        raise ServiceFailed(f"{self.name} not healthy within {within:.0f} s:\n{self.log_tail()}")
+
+    async def stop(self, within: float = 60.0) -> tuple[int | None, int]:
+        """SIGTERM and wait; SIGKILL its whole group if it will not go or left strays behind.
+
+        Returns the exit status and how many processes of its group outlived it.
+        """
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(self.process.wait, within)
+        strays = 0
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if proc.pid != self.pid and os.getpgid(proc.pid) == self.pid:
+                    strays += 1
+        if self.process.poll() is None or strays:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            await asyncio.to_thread(self.process.wait, 10)
+        return self.process.returncode, strays
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+
+def process_stats(service: Service) -> dict[str, float]:
+    """RSS of the service's process tree and how many category actors live in it."""
+    rss = actor_rss = 0
+    actors = workers = 0
+    for proc in service.tree():
+        try:
+            mem = proc.memory_info().rss
+            title = " ".join(proc.cmdline()) or proc.name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        rss += mem
+        if "CategoryActor" in title:
+            actors += 1
+            actor_rss += mem
+        elif title.startswith("ray::"):
+            workers += 1
+    return {
+        "rss_mb": rss / 2**20,
+        "actor_rss_mb": actor_rss / 2**20,
+        "actors": float(actors),
+        "idle_workers": float(workers),
+    }
+
+
+class Postgres:
+    """The bench's PostgreSQL: the project's embedded server in the bench DATA_DIR."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = data_dir
+        self._server: Any = None
+
+    def start(self) -> str:
+        try:
+            from persistence.embedded import EmbeddedPostgres
+        except ImportError:
+            import pgserver
+
+            self._server = pgserver.get_server(self._data_dir / "pgdata", cleanup_mode="stop")
+            return str(self._server.get_uri())
+        self._server = EmbeddedPostgres(self._data_dir)
+        return str(self._server.start())
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        stop = getattr(self._server, "stop", None) or self._server.cleanup
+        stop()
+        self._server = None
+
+
+@dataclass(slots=True)
+class Targets:
+    system: str | None = None
+    realtime: str | None = None
+    ceiling: str | None = None
+    baseline: str | None = None
+
+    def urls(self) -> dict[str, str]:
+        pairs = {"system": self.system, "ceiling": self.ceiling, "baseline": self.baseline}
+        return {name: url for name, url in pairs.items() if url}
+
+
+@dataclass(slots=True)
+class Bench:
+    """What a scenario gets: where to send load, who buys, and how to sample the system."""
+
+    options: BenchOptions
+    targets: Targets
+    session: aiohttp.ClientSession
+    runner: LoadRunner
+    accounts: list[Account]
+    organizer: Account | None
+    system: Service | None
+    database_url: str
+    progress: Any  # rich.progress.Progress (or a stand-in)
+    notes: list[str] = field(default_factory=list)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        token: str | None = None,
+        body: Any = None,
+        expect: int | None = None,
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.request(method, url, json=body, headers=headers) as resp:
+            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+            if expect is not None and not 200 <= resp.status < 300:
+                raise RuntimeError(f"{method} {url} answered {resp.status}: {payload}")
+            return resp.status, payload
+
+    async def create_event(self, name: str, categories: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        assert self.organizer is not None and self.targets.system is not None
+        body = {
+            "eventName": name,
+            "eventCategory": "Bench",
+            "description": "load test",
+            "eventDate": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            "location": "loopback",
+            "ticketCategories": list(categories),
+        }
+        _, event = await self.request(
+            "POST", f"{self.targets.system}/api/events", self.organizer[1], body, expect=201
+        )
+        assert isinstance(event, dict)
+        return event
+
+    async def system_health(self) -> dict[str, Any]:
+        if self.targets.system is None:
+            return {}
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            status, body = await self.request("GET", f"{self.targets.system}/api/health")
+            if status == 200 and isinstance(body, dict):
+                return body
+        return {}
+
+
+def event_id_of(event: dict[str, Any]) -> int:
+    return int(event.get("idEvent", event.get("id", 0)))
+
+
+async def register_accounts(
+    session: aiohttp.ClientSession, api: str, count: int, prefix: str, role: str = "assistant"
+) -> list[Account]:
+    """Sign up `count` users through the REST API and log each in for a token."""
+    gate = asyncio.Semaphore(16)
+
+    async def one(i: int) -> Account:
+        creds = {"username": f"{prefix}-{i}@bench.local", "password": PASSWORD}
+        async with gate:
+            async with session.post(
+                f"{api}/api/auth/register", json={**creds, "role": role}
+            ) as resp:
+                if resp.status >= 300:
+                    raise RuntimeError(f"register answered {resp.status}: {await resp.text()}")
+            async with session.post(f"{api}/api/auth/login", json=creds) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status >= 300:
+                    raise RuntimeError(f"login answered {resp.status}: {body}")
+        return int(body["user"]["id"]), str(body["access_token"])
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+def mint_accounts(count: int, first_id: int = 1_000_000) -> list[Account]:
+    """Tokens for the ceiling and baseline alone, when no system runs to sign users up."""
+    from gateway.auth import Role, TokenService
+
+    tokens = TokenService(BENCH_JWT_SECRET, timedelta(days=1))
+    return [(first_id + i, tokens.issue(first_id + i, Role.ASSISTANT)) for i in range(count)]
+
+
+def system_env(options: BenchOptions, data_dir: Path, database_url: str) -> dict[str, str]:
+    api, realtime = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "API_GATEWAY_PORT": str(api),
+        "REALTIME_SERVICE_PORT": str(realtime),
+        "JWT_SECRET": BENCH_JWT_SECRET,
+        "JWT_EXPIRES_IN": "1d",
+        "LOCK_TTL_SECONDS": str(options.lock_ttl),
+        "ACTOR_IDLE_SECONDS": str(options.actor_idle),
+        "BCRYPT_ROUNDS": "4",
+        # A socket only joins once; the REST side has no per-client limit to trip over.
+        "SOCKET_EVENTS_PER_SECOND": "1000",
+        "SOCKET_EVENT_BURST": "1000",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+async def run(options: BenchOptions) -> int:
+    """Run the bench end to end; the exit status is non-zero when an audit failed."""
+    from benchmarks import report, scenarios
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = options.output or REPO_ROOT / "benchmarks" / "results" / stamp
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+    progress = report.make_progress(options.progress)
+    services: list[Service] = []
+    postgres = Postgres(data_dir)
+    runner = LoadRunner(options.procs)
+    results: list[scenarios.ScenarioResult] = []
+    started = time.time()
+    timeout = aiohttp.ClientTimeout(total=120)
+    connector = aiohttp.TCPConnector(limit=64)
+    try:
+        with progress:
+            setup = progress.add_task("setting up", total=None)
+            database_url = await asyncio.to_thread(postgres.start)
+            targets = Targets()
+            env = system_env(options, data_dir, database_url)
+            system: Service | None = None
+            if "system" in options.targets:
+                system = Service.launch(
+                    "system",
+                    [str(VENV_BIN / "boxoffice"), "serve"],
+                    env,
+                    f"http://127.0.0.1:{env['API_GATEWAY_PORT']}",
+                    out_dir,
+                )
+                services.append(system)
+                targets.system = system.url
+                targets.realtime = f"http://127.0.0.1:{env['REALTIME_SERVICE_PORT']}"
+            for name, module in (("ceiling", "ceiling"), ("baseline", "pg_baseline")):
+                if name not in options.targets:
+                    continue
+                port = free_port()
+                argv = [
+                    sys.executable, "-m", "uvicorn", f"benchmarks.{module}:app_from_env",
+                    "--factory", "--host", "127.0.0.1", "--port", str(port), *uvicorn_flags(),
+                ]  # fmt: skip
+                service = Service.launch(name, argv, env, f"http://127.0.0.1:{port}", out_dir)
+                services.append(service)
+                setattr(targets, name, service.url)
+            async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+                warm = asyncio.ensure_future(runner.warm_up())
+                for service in services:
+                    await service.wait_healthy(session, within=180)
+                await warm
+                needed = max(options.buyers, options.hold_clients, options.sockets, 1)
+                organizer: Account | None = None
+                if targets.system:
+                    progress.update(setup, description=f"signing up {needed} buyers")
+                    organizer = (
+                        await register_accounts(
+                            session, targets.system, 1, "organizer", role="organizer"
+                        )
+                    )[0]
+                    accounts = await register_accounts(session, targets.system, needed, "buyer")
+                else:
+                    accounts = mint_accounts(needed)
+                progress.remove_task(setup)
+                bench = Bench(
+                    options, targets, session, runner, accounts, organizer, system,
+                    database_url, progress,
+                )  # fmt: skip
+                for name in options.scenarios:
+                    result = await scenarios.SCENARIOS[name](bench)
+                    results.append(result)
+                    progress.console.print(report.one_line(result))
+    finally:
+        runner.close()
+        for service in reversed(services):
+            code, strays = await service.stop()
+            if code not in (0, -signal.SIGTERM) or strays:
+                print(
+                    f"{service.name} exited with {code}, {strays} stray processes killed;"
+                    f" see {service.log_path}",
+                    file=sys.stderr,
+                )
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(postgres.stop)
+        if not options.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    meta = report.machine(started, options)
+    report.write(out_dir, results, meta)
+    report.print_table(results, meta, out_dir)
+    return 0 if all(result.passed for result in results) else 1

@@ -1,0 +1,361 @@
+"""The load generator: closed-loop virtual buyers in worker processes, away from the server's loop.
+
+Each worker runs one `Job` (flash-sale buyers, hold loops, browsing, hot-set churn, or sockets)
+with aiohttp keep-alive or python-socketio clients, and returns every request's timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as MpEvent
+from typing import Any
+
+import aiohttp
+import orjson
+
+# op, started (epoch s), latency (s), HTTP status (0 = transport error), key (category id or 0)
+Sample = tuple[str, float, float, int, int]
+Account = tuple[int, str]  # user id, bearer token
+
+_progress: Synchronized[int] | None = None
+_ready: Synchronized[int] | None = None
+_stop: MpEvent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: str  # flash | hold | browse | churn | sockets
+    base_url: str
+    accounts: tuple[Account, ...]
+    concurrency: int
+    start_at: float  # epoch s; every worker of a run starts together
+    duration: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WorkerResult:
+    samples: list[Sample] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _init_worker(progress: Synchronized[int], ready: Synchronized[int], stop: MpEvent) -> None:
+    global _progress, _ready, _stop
+    _progress, _ready, _stop = progress, ready, stop
+
+
+def run_job(job: Job) -> WorkerResult:
+    """Entry point in the worker process."""
+    try:
+        import uvloop
+
+        runner: Callable[[Awaitable[WorkerResult]], WorkerResult] = uvloop.run  # type: ignore[assignment]
+    except ImportError:
+        runner = asyncio.run  # type: ignore[assignment]
+    return runner(_run(job))
+
+
+async def _run(job: Job) -> WorkerResult:
+    if job.kind == "sockets":
+        return await _sockets(job)
+    result = WorkerResult()
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=120, enable_cleanup_closed=True)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(
+        job.base_url, connector=connector, timeout=timeout, json_serialize=_dumps
+    ) as session:
+        client = _Client(session, result.samples)
+        await _sleep_until(job.start_at)
+        body = {"flash": _flash, "hold": _hold, "browse": _browse, "churn": _churn}[job.kind]
+        await body(job, client, result)
+    return result
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _sleep_until(moment: float) -> None:
+    delay = moment - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _tick() -> None:
+    if _progress is not None:
+        with _progress.get_lock():
+            _progress.value += 1
+
+
+class _Client:
+    def __init__(self, session: aiohttp.ClientSession, samples: list[Sample]) -> None:
+        self._session = session
+        self._samples = samples
+
+    async def call(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: dict[str, Any] | None = None,
+        key: int = 0,
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        data = orjson.dumps(body) if body is not None else None
+        if data is not None:
+            headers = {**(headers or {}), "Content-Type": "application/json"}
+        started = time.time()
+        t0 = time.perf_counter()
+        try:
+            async with self._session.request(method, path, data=data, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError):
+            status, raw = 0, b""
+        self._samples.append((op, started, time.perf_counter() - t0, status, key))
+        _tick()
+        try:
+            payload = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            payload = None
+        return status, payload
+
+
+# -- flash sale: every buyer once, lock then order with the lock -----------------------------
+
+
+async def _flash(job: Job, client: _Client, result: WorkerResult) -> None:
+    event_id, category_id = job.params["event_id"], job.params["category_id"]
+    quantity = int(job.params.get("quantity", 1))
+    buyers: deque[Account] = deque(job.accounts)
+    orders: list[tuple[int, int, int]] = []  # order id, quantity, user id
+    lost: list[str] = []
+    counts = {"holds": 0, "refused": 0, "server_errors": 0, "other": 0}
+    last_order = 0.0
+
+    async def buyer_loop() -> None:
+        nonlocal last_order
+        while buyers:
+            user_id, token = buyers.popleft()
+            reserve = {"eventId": event_id, "categoryId": category_id, "quantity": quantity}
+            status, payload = await client.call(
+                "reserve", "POST", "/api/events/tickets/reserve", token, reserve, category_id
+            )
+            if not 200 <= status < 300:
+                key = "refused" if status == 409 else "server_errors" if status >= 500 else "other"
+                counts[key] += 1
+                continue
+            counts["holds"] += 1
+            lock_id = payload.get("lockId") if isinstance(payload, dict) else None
+            if not lock_id:
+                lost.append(f"user {user_id}: reserve answered without lockId")
+                continue
+            order = {**reserve, "lockId": lock_id}
+            status, payload = await client.call(
+                "order", "POST", "/api/orders/with-lock", token, order, category_id
+            )
+            if 200 <= status < 300 and isinstance(payload, dict):
+                orders.append((int(payload.get("id", 0)), int(payload.get("quantity", 0)), user_id))
+                last_order = time.time()
+            else:
+                if status >= 500 or status == 0:
+                    counts["server_errors"] += 1
+                lost.append(f"user {user_id}: order with lock {lock_id} answered {status}")
+
+    await asyncio.gather(*(buyer_loop() for _ in range(job.concurrency)))
+    result.extras.update(counts, orders=orders, lost=lost, last_order=last_order)
+
+
+# -- hot hold throughput: N clients holding one seat each, as fast as answers come back ------
+
+
+async def _hold(job: Job, client: _Client, result: WorkerResult) -> None:
+    event_id, category_id = job.params["event_id"], job.params["category_id"]
+    deadline = job.start_at + job.duration
+    body = {"eventId": event_id, "categoryId": category_id, "quantity": 1}
+
+    async def loop(account: Account) -> None:
+        token = account[1]
+        while time.time() < deadline:
+            await client.call("reserve", "POST", "/api/events/tickets/reserve", token, body)
+
+    accounts = job.accounts
+    await asyncio.gather(*(loop(accounts[i % len(accounts)]) for i in range(job.concurrency)))
+
+
+# -- browse: the catalog and live availability -------------------------------------------------
+
+
+async def _browse(job: Job, client: _Client, result: WorkerResult) -> None:
+    event_ids: Sequence[int] = job.params["event_ids"]
+    list_every = int(job.params.get("list_every", 10))
+    deadline = job.start_at + job.duration
+    rng = random.Random(job.params.get("seed", 0))
+
+    async def loop(worker: int) -> None:
+        n = worker
+        while time.time() < deadline:
+            n += 1
+            if list_every and n % list_every == 0:
+                await client.call("events", "GET", "/api/events")
+            else:
+                event_id = rng.choice(event_ids)
+                await client.call("tickets", "GET", f"/api/events/{event_id}/tickets")
+
+    await asyncio.gather(*(loop(i) for i in range(job.concurrency)))
+
+
+# -- many categories: a rotating hot set; the first hold on a category activates it ----------
+
+
+async def _churn(job: Job, client: _Client, result: WorkerResult) -> None:
+    categories: Sequence[tuple[int, int]] = job.params["categories"]  # (event id, category id)
+    hot_set = int(job.params["hot_set"])
+    rotate_every = float(job.params["rotate_every"])
+    deadline = job.start_at + job.duration
+    rng = random.Random(job.params.get("seed", 0))
+
+    async def loop(account: Account) -> None:
+        token = account[1]
+        while (now := time.time()) < deadline:
+            window = int((now - job.start_at) / rotate_every)
+            first = (window * hot_set) % max(1, len(categories) - hot_set + 1)
+            event_id, category_id = categories[first + rng.randrange(hot_set)]
+            body = {"eventId": event_id, "categoryId": category_id, "quantity": 1}
+            status, payload = await client.call(
+                "reserve", "POST", "/api/events/tickets/reserve", token, body, category_id
+            )
+            if 200 <= status < 300 and isinstance(payload, dict):
+                release = {**body, "lockId": payload.get("lockId")}
+                await client.call(
+                    "release", "POST", "/api/events/tickets/release", token, release, category_id
+                )
+
+    accounts = job.accounts
+    await asyncio.gather(*(loop(accounts[i % len(accounts)]) for i in range(job.concurrency)))
+
+
+# -- fan-out: sockets in one event room, recording every availability-update -----------------
+
+
+async def _sockets(job: Job) -> WorkerResult:
+    import socketio
+
+    result = WorkerResult()
+    # receive epoch, availableTickets, categoryId, timestamp, the receiving socket's user id
+    received: list[tuple[float, int, int, str, int]] = []
+    event_id = job.params["event_id"]
+    namespace = job.params.get("namespace", "/realtime")
+    clients: list[socketio.AsyncClient] = []
+    failures: list[str] = []
+    gate = asyncio.Semaphore(job.concurrency)
+
+    async def connect(account: Account) -> None:
+        user_id, token = account
+        sio = socketio.AsyncClient(reconnection=False)
+        joined = asyncio.Event()
+
+        def on_update(data: Any) -> None:
+            if isinstance(data, dict):
+                received.append(
+                    (
+                        time.time(),
+                        int(data.get("availableTickets", -1)),
+                        int(data.get("categoryId", 0)),
+                        str(data.get("timestamp", "")),
+                        user_id,
+                    )
+                )
+
+        def on_joined(data: Any) -> None:
+            joined.set()
+
+        sio.on("availability-update", on_update, namespace=namespace)
+        sio.on("joined-event-room", on_joined, namespace=namespace)
+        async with gate:
+            try:
+                await sio.connect(
+                    f"{job.base_url}?token={token}",
+                    namespaces=[namespace],
+                    auth={"token": token},
+                    transports=["websocket"],
+                    wait_timeout=30,
+                )
+                clients.append(sio)
+                await sio.emit(
+                    "join-event-room", {"eventId": event_id, "userId": user_id}, namespace=namespace
+                )
+                await asyncio.wait_for(joined.wait(), timeout=30)
+            except (socketio.exceptions.SocketIOError, TimeoutError, OSError) as exc:
+                failures.append(f"user {user_id}: {type(exc).__name__}: {exc}")
+            finally:
+                if _ready is not None:  # settled, joined or not: the parent counts these
+                    with _ready.get_lock():
+                        _ready.value += 1
+
+    await asyncio.gather(*(connect(account) for account in job.accounts))
+    if _stop is not None:
+        await asyncio.to_thread(_stop.wait)
+    await asyncio.sleep(float(job.params.get("drain_seconds", 0.5)))
+    for sio in clients:
+        with contextlib.suppress(Exception):
+            await sio.disconnect()
+    result.extras.update(received=received, failures=failures, connected=len(clients))
+    return result
+
+
+# -- the parent's side -----------------------------------------------------------------------
+
+
+class LoadRunner:
+    """A pool of worker processes, started once and reused by every scenario."""
+
+    def __init__(self, procs: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.procs = max(1, procs)
+        self.progress: Synchronized[int] = ctx.Value("q", 0)  # type: ignore[assignment]
+        self.ready: Synchronized[int] = ctx.Value("q", 0)  # type: ignore[assignment]
+        self.stop_event: MpEvent = ctx.Event()
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.procs,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self.progress, self.ready, self.stop_event),
+        )
+
+    def reset(self) -> None:
+        self.progress.value = 0
+        self.ready.value = 0
+        self.stop_event.clear()
+
+    async def run(self, jobs: Sequence[Job]) -> list[WorkerResult]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.run_in_executor(self._pool, run_job, job) for job in jobs]
+        return list(await asyncio.gather(*futures))
+
+    def submit(self, jobs: Sequence[Job]) -> asyncio.Future[list[WorkerResult]]:
+        return asyncio.ensure_future(self.run(jobs))
+
+    async def warm_up(self) -> None:
+        await self.run(
+            [Job("browse", "http://127.0.0.1:9", (), 0, 0.0, 0.0, {"event_ids": [0]})] * self.procs
+        )
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def split(items: Sequence[Any], parts: int) -> list[tuple[Any, ...]]:
+    """Deal items round-robin into `parts` tuples (some may be empty)."""
+    return [tuple(items[i::parts]) for i in range(parts)]

@@ -1,0 +1,302 @@
+"""The PostgreSQL baseline: reserve and order-with-lock the way one would without actors.
+
+A conditional UPDATE on the hot category row plus a holds table, one transaction per request,
+against the same PostgreSQL the system uses; its own tables are prefixed `baseline_`.
+"""
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gateway.auth import InvalidToken, Principal, TokenService
+from gateway.config import Settings
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS baseline_categories (
+        id bigserial PRIMARY KEY,
+        event_id integer NOT NULL,
+        category_name text NOT NULL,
+        price numeric(10, 2) NOT NULL,
+        total integer NOT NULL,
+        held integer NOT NULL DEFAULT 0,
+        sold integer NOT NULL DEFAULT 0,
+        CHECK (held >= 0 AND sold >= 0 AND held + sold <= total))""",
+    """CREATE TABLE IF NOT EXISTS baseline_holds (
+        lock_id text PRIMARY KEY,
+        user_id integer NOT NULL,
+        category_id bigint NOT NULL REFERENCES baseline_categories (id),
+        quantity integer NOT NULL CHECK (quantity > 0),
+        expires_at timestamptz NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS baseline_orders (
+        id bigserial PRIMARY KEY,
+        user_id integer NOT NULL,
+        event_id integer NOT NULL,
+        category_id bigint NOT NULL REFERENCES baseline_categories (id),
+        quantity integer NOT NULL CHECK (quantity > 0),
+        unit_price numeric(10, 2) NOT NULL,
+        total_price numeric(10, 2) NOT NULL,
+        status text NOT NULL,
+        lock_id text UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now())""",
+    "CREATE INDEX IF NOT EXISTS baseline_orders_category ON baseline_orders (category_id)",
+)
+
+RESERVE = text(
+    "UPDATE baseline_categories SET held = held + :q "
+    "WHERE id = :id AND event_id = :event_id AND total - held - sold >= :q "
+    "RETURNING total - held - sold AS available"
+)
+INSERT_HOLD = text(
+    "INSERT INTO baseline_holds (lock_id, user_id, category_id, quantity, expires_at) "
+    "VALUES (:lock_id, :user_id, :category_id, :q, :expires_at)"
+)
+TAKE_HOLD = text(
+    "DELETE FROM baseline_holds WHERE lock_id = :lock_id AND user_id = :user_id "
+    "AND expires_at > now() RETURNING category_id, quantity"
+)
+SELL_HELD = text(
+    "UPDATE baseline_categories SET held = held - :q, sold = sold + :q WHERE id = :id "
+    "RETURNING event_id, category_name, price"
+)
+INSERT_ORDER = text(
+    "INSERT INTO baseline_orders (user_id, event_id, category_id, quantity, unit_price, "
+    "total_price, status, lock_id) VALUES (:user_id, :event_id, :category_id, :q, :price, "
+    ":total, 'pending', :lock_id) RETURNING id, created_at"
+)
+
+
+class ReserveBody(BaseModel):
+    """The seed's camelCase field names."""
+
+    eventId: int
+    categoryId: int
+    quantity: int = Field(ge=1, le=10)
+
+
+class OrderWithLockBody(BaseModel):
+    eventId: int
+    categoryId: int
+    quantity: int = Field(ge=1, le=10)
+    lockId: str
+    notes: str | None = None
+
+
+class CategoryBody(BaseModel):
+    eventId: int
+    totalSeats: int = Field(ge=1)
+    price: Decimal = Decimal("10.00")
+    categoryName: str = "General"
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+
+def database_url(raw: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
+def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
+    if not settings.database_url:
+        raise ValueError("the baseline needs DATABASE_URL")
+    tokens = TokenService(settings.resolved_jwt_secret(), settings.token_lifetime)
+    ttl = timedelta(seconds=settings.lock_ttl_seconds)
+    engine: AsyncEngine = create_async_engine(
+        database_url(settings.database_url), pool_size=pool_size, max_overflow=0
+    )
+
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(74100)"))
+            for statement in SCHEMA:
+                await conn.execute(text(statement))
+        yield
+        await engine.dispose()
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
+
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refusal)
+        return JSONResponse(
+            {"statusCode": exc.status, "message": exc.error, "error": exc.error},
+            status_code=exc.status,
+        )
+
+    async def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        try:
+            if scheme.lower() != "bearer":
+                raise InvalidToken("not a bearer token")
+            return tokens.verify(token)
+        except InvalidToken as exc:
+            raise HTTPException(status_code=401, detail="Unauthorized") from exc
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.post("/api/events/tickets/reserve")
+    async def reserve(
+        body: ReserveBody, who: Annotated[Principal, Depends(principal)]
+    ) -> dict[str, Any]:
+        lock_id = f"lock_{uuid.uuid4().hex}"
+        expires_at = datetime.now(UTC) + ttl
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    RESERVE, {"q": body.quantity, "id": body.categoryId, "event_id": body.eventId}
+                )
+            ).first()
+            if row is None:
+                raise Refusal(409, "Not enough seats available")
+            await conn.execute(
+                INSERT_HOLD,
+                {
+                    "lock_id": lock_id,
+                    "user_id": who.user_id,
+                    "category_id": body.categoryId,
+                    "q": body.quantity,
+                    "expires_at": expires_at,
+                },
+            )
+        return {
+            "success": True,
+            "lockId": lock_id,
+            "expiresAt": expires_at.isoformat(),
+            "availableSeats": row.available,
+            "message": "Tickets reserved successfully",
+        }
+
+    @app.post("/api/orders/with-lock", status_code=201)
+    async def order_with_lock(
+        body: OrderWithLockBody, who: Annotated[Principal, Depends(principal)]
+    ) -> dict[str, Any]:
+        async with engine.begin() as conn:
+            hold = (
+                await conn.execute(TAKE_HOLD, {"lock_id": body.lockId, "user_id": who.user_id})
+            ).first()
+            if hold is None:
+                raise Refusal(404, "Lock not found")
+            if hold.category_id != body.categoryId or hold.quantity != body.quantity:
+                raise Refusal(400, "The order does not match the lock")
+            category = (
+                await conn.execute(SELL_HELD, {"q": hold.quantity, "id": hold.category_id})
+            ).one()
+            order = (
+                await conn.execute(
+                    INSERT_ORDER,
+                    {
+                        "user_id": who.user_id,
+                        "event_id": category.event_id,
+                        "category_id": hold.category_id,
+                        "q": hold.quantity,
+                        "price": category.price,
+                        "total": category.price * hold.quantity,
+                        "lock_id": body.lockId,
+                    },
+                )
+            ).one()
+        return {
+            "id": order.id,
+            "userId": who.user_id,
+            "eventId": category.event_id,
+            "categoryId": hold.category_id,
+            "quantity": hold.quantity,
+            "unitPrice": float(category.price),
+            "totalPrice": float(category.price * hold.quantity),
+            "status": "pending",
+            "categoryName": category.category_name,
+            "createdAt": order.created_at.isoformat(),
+        }
+
+    @app.get("/api/events/{event_id}/tickets")
+    async def tickets(event_id: int) -> list[dict[str, Any]]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT id, category_name, price, total, held, sold FROM baseline_categories "
+                    "WHERE event_id = :event_id ORDER BY id"
+                ),
+                {"event_id": event_id},
+            )
+            return [
+                {
+                    "id": row.id,
+                    "categoryName": row.category_name,
+                    "price": float(row.price),
+                    "totalSeats": row.total,
+                    "reservedSeats": row.held + row.sold,
+                    "availableSeats": row.total - row.held - row.sold,
+                    "eventId": event_id,
+                }
+                for row in rows
+            ]
+
+    # -- set-up and audit for the harness (not part of the contract) ---------------------------
+
+    @app.post("/bench/categories", status_code=201)
+    async def create_category(body: CategoryBody) -> dict[str, Any]:
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO baseline_categories (event_id, category_name, price, total) "
+                        "VALUES (:event_id, :name, :price, :total) RETURNING id"
+                    ),
+                    {
+                        "event_id": body.eventId,
+                        "name": body.categoryName,
+                        "price": body.price,
+                        "total": body.totalSeats,
+                    },
+                )
+            ).one()
+        return {"id": row.id, "eventId": body.eventId}
+
+    @app.get("/bench/categories/{category_id}")
+    async def audit_category(category_id: int) -> dict[str, Any]:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT c.total, c.held, c.sold, (SELECT coalesce(sum(o.quantity), 0) "
+                        "FROM baseline_orders o WHERE o.category_id = c.id "
+                        "AND o.status <> 'cancelled') AS ledger_sold "
+                        "FROM baseline_categories c WHERE c.id = :id"
+                    ),
+                    {"id": category_id},
+                )
+            ).first()
+        if row is None:
+            raise Refusal(404, "Category not found")
+        return {
+            "total": row.total,
+            "held": row.held,
+            "sold": row.sold,
+            "ledgerSold": row.ledger_sold,
+        }
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: DATABASE_URL, JWT_SECRET and LOCK_TTL_SECONDS from the environment."""
+    pool = int(os.environ.get("BASELINE_POOL_SIZE", "10"))
+    return create_app(Settings(), pool_size=pool)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from psycopg.errors import CheckViolation
 from sqlalchemy import Integer, column, func, or_, select, update, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -162,7 +163,10 @@ async def _add_sold(conn: AsyncConnection, sold: Iterable[tuple[int, int]]) -> N
     try:
         await conn.execute(statement)
     except IntegrityError as error:
-        if SOLD_WITHIN_TOTAL in str(error.orig):
+        if (
+            isinstance(error.orig, CheckViolation)
+            and error.orig.diag.constraint_name == SOLD_WITHIN_TOTAL
+        ):
             raise OversellRefused(delta) from error
         raise
 

@@ -31,8 +31,8 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(255), nullable=False),
         sa.Column("role", sa.String(32), nullable=False),
         _stamp("created_at"),
-        sa.PrimaryKeyConstraint("id", name="pk_users"),
-        sa.UniqueConstraint("username", name="uq_users_username"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
     op.create_table(
         "events",
@@ -46,12 +46,14 @@ def upgrade() -> None:
         sa.Column("created_by", sa.Integer(), nullable=False),
         _stamp("created_at"),
         _stamp("updated_at"),
-        sa.PrimaryKeyConstraint("id", name="pk_events"),
-        sa.ForeignKeyConstraint(["created_by"], ["users.id"], name="fk_events_created_by_users"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["users.id"], name=op.f("fk_events_created_by_users")
+        ),
     )
-    op.create_index("ix_events_event_date", "events", ["event_date"])
-    op.create_index("ix_events_event_category", "events", ["event_category"])
-    op.create_index("ix_events_created_by", "events", ["created_by"])
+    op.create_index(op.f("ix_events_event_date"), "events", ["event_date"])
+    op.create_index(op.f("ix_events_event_category"), "events", ["event_category"])
+    op.create_index(op.f("ix_events_created_by"), "events", ["created_by"])
 
     op.create_table(
         "ticket_categories",
@@ -63,21 +65,23 @@ def upgrade() -> None:
         sa.Column("sold_seats", sa.Integer(), nullable=False, server_default=sa.text("0")),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False, server_default=sa.text("true")),
-        sa.PrimaryKeyConstraint("id", name="pk_ticket_categories"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ticket_categories")),
         sa.ForeignKeyConstraint(
             ["event_id"],
             ["events.id"],
-            name="fk_ticket_categories_event_id_events",
+            name=op.f("fk_ticket_categories_event_id_events"),
             ondelete="CASCADE",
         ),
-        sa.CheckConstraint("price >= 0", name="ck_ticket_categories_price_not_negative"),
-        sa.CheckConstraint("total_seats >= 0", name="ck_ticket_categories_total_not_negative"),
-        sa.CheckConstraint("sold_seats >= 0", name="ck_ticket_categories_sold_not_negative"),
+        sa.CheckConstraint("price >= 0", name=op.f("ck_ticket_categories_price_not_negative")),
         sa.CheckConstraint(
-            "sold_seats <= total_seats", name="ck_ticket_categories_sold_within_total"
+            "total_seats >= 0", name=op.f("ck_ticket_categories_total_not_negative")
+        ),
+        sa.CheckConstraint("sold_seats >= 0", name=op.f("ck_ticket_categories_sold_not_negative")),
+        sa.CheckConstraint(
+            "sold_seats <= total_seats", name=op.f("ck_ticket_categories_sold_within_total")
         ),
     )
-    op.create_index("ix_ticket_categories_event_id", "ticket_categories", ["event_id"])
+    op.create_index(op.f("ix_ticket_categories_event_id"), "ticket_categories", ["event_id"])
 
     op.create_table(
         "orders",
@@ -96,21 +100,21 @@ def upgrade() -> None:
         sa.Column("request_key", sa.String(255), nullable=True),
         _stamp("created_at"),
         _stamp("updated_at"),
-        sa.PrimaryKeyConstraint("id", name="pk_orders"),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_orders_user_id_users"),
-        sa.UniqueConstraint("lock_id", name="uq_orders_lock_id"),
-        sa.UniqueConstraint("request_key", name="uq_orders_request_key"),
-        sa.CheckConstraint("quantity > 0", name="ck_orders_quantity_positive"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_orders_user_id_users")),
+        sa.UniqueConstraint("lock_id", name=op.f("uq_orders_lock_id")),
+        sa.UniqueConstraint("request_key", name=op.f("uq_orders_request_key")),
+        sa.CheckConstraint("quantity > 0", name=op.f("ck_orders_quantity_positive")),
         sa.CheckConstraint(
             "status IN ('pending', 'confirmed', 'cancelled', 'completed')",
-            name="ck_orders_status_known",
+            name=op.f("ck_orders_status_known"),
         ),
     )
-    op.create_index("ix_orders_user_id", "orders", ["user_id"])
-    op.create_index("ix_orders_event_id", "orders", ["event_id"])
-    op.create_index("ix_orders_category_id", "orders", ["category_id"])
+    op.create_index(op.f("ix_orders_user_id"), "orders", ["user_id"])
+    op.create_index(op.f("ix_orders_event_id"), "orders", ["event_id"])
+    op.create_index(op.f("ix_orders_category_id"), "orders", ["category_id"])
     op.create_index(
-        "ix_orders_pending", "orders", ["id"], postgresql_where=sa.text("status = 'pending'")
+        op.f("ix_orders_pending"), "orders", ["id"], postgresql_where=sa.text("status = 'pending'")
     )
 
     op.create_table(
@@ -118,11 +122,11 @@ def upgrade() -> None:
         sa.Column("category_id", sa.Integer(), nullable=False),
         sa.Column("payload", JSONB(), nullable=False),
         _stamp("saved_at"),
-        sa.PrimaryKeyConstraint("category_id", name="pk_category_snapshots"),
+        sa.PrimaryKeyConstraint("category_id", name=op.f("pk_category_snapshots")),
         sa.ForeignKeyConstraint(
             ["category_id"],
             ["ticket_categories.id"],
-            name="fk_category_snapshots_category_id_ticket_categories",
+            name=op.f("fk_category_snapshots_category_id_ticket_categories"),
             ondelete="CASCADE",
         ),
     )

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import ray
-from persistence.ledger import PlacedOrder
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.config import EngineConfig
@@ -24,6 +23,7 @@ from actors.inventory import (
     HoldMismatch,
     HoldNotFound,
     Inventory,
+    NotYourHold,
     Refusal,
     RefusalReason,
 )
@@ -47,6 +47,7 @@ from actors.messages import (
 )
 from persistence import catalog, ledger, snapshots
 from persistence.database import create_engine
+from persistence.ledger import PlacedOrder
 from persistence.records import OrderDraft
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class CategoryActor:
         self._recent: OrderedDict[str, Outcome] = OrderedDict()
         self._in_flight = 0
         self._last_call = time.monotonic()
+        # orders being written, by lock id: a replay arriving meanwhile waits for the same one
+        self._confirming: dict[str, asyncio.Future[PlacedOrder]] = {}
         # group commit
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
@@ -123,8 +126,12 @@ class CategoryActor:
 
     async def _execute(self, inventory: Inventory, commands: Sequence[Command]) -> list[Outcome]:
         now = time.time()
+        loop = asyncio.get_running_loop()
         outcomes: list[Outcome | None] = [None] * len(commands)
         writes: list[tuple[int, ConfirmHold | Buy, str]] = []
+        joins: list[
+            tuple[int, asyncio.Future[PlacedOrder]]
+        ] = []  # replays of an order being written right now
         lookups: list[tuple[int, ConfirmHold]] = []
         cancels: list[tuple[int, CancelOrder]] = []
         # Synchronous section: every seat decision happens here, with no await in between.
@@ -139,15 +146,22 @@ class CategoryActor:
                 elif isinstance(command, ReleaseHold):
                     outcomes[index] = self._release(inventory, command)
                 elif isinstance(command, ConfirmHold):
-                    if inventory.get(command.lock_id) is None:
+                    if self._joins(inventory, command.lock_id, command.owner):
+                        joins.append((index, self._confirming[command.lock_id]))
+                    elif inventory.get(command.lock_id) is None:
                         lookups.append((index, command))  # used already? the ledger knows
-                        continue
-                    self._begin_confirm(inventory, command, now)
-                    writes.append((index, command, command.lock_id))
+                    else:
+                        self._begin_confirm(inventory, command, now)
+                        writes.append((index, command, command.lock_id))
+                        self._confirming[command.lock_id] = loop.create_future()
                 elif isinstance(command, Buy):
                     lock_id = sale_lock_id(self._category_id, command.owner, command.request_id)
-                    inventory.begin_sale(command.owner, command.draft.quantity, lock_id, now)
-                    writes.append((index, command, lock_id))
+                    if self._joins(inventory, lock_id, command.owner):
+                        joins.append((index, self._confirming[lock_id]))
+                    else:
+                        inventory.begin_sale(command.owner, command.draft.quantity, lock_id, now)
+                        writes.append((index, command, lock_id))
+                        self._confirming[lock_id] = loop.create_future()
                 else:
                     cancels.append((index, command))
             except Refusal as refusal:
@@ -155,6 +169,9 @@ class CategoryActor:
         if writes:
             self._mark_changed(inventory)  # the confirming holds count as held meanwhile
             await self._settle_writes(inventory, writes, outcomes)
+        for index, writing in joins:
+            result = await asyncio.shield(writing)
+            outcomes[index] = OrderPlaced(result.record, self._availability(inventory), True)
         for index, confirm in lookups:
             outcomes[index] = await self._replayed_confirm(confirm)
         for index, cancel in cancels:
@@ -204,31 +221,46 @@ class CategoryActor:
 
     # -- orders: durable before anyone hears of them (invariant 4) -----------------------
 
+    def _joins(self, inventory: Inventory, lock_id: str, owner: int) -> bool:
+        """Is this the replay of an order whose write is in flight? Then it waits for it."""
+        if lock_id not in self._confirming:
+            return False
+        hold = inventory.get(lock_id)
+        if hold is not None and hold.owner != owner:
+            raise NotYourHold("This lock belongs to another user")
+        return True
+
     async def _settle_writes(
         self,
         inventory: Inventory,
         writes: list[tuple[int, ConfirmHold | Buy, str]],
         outcomes: list[Outcome | None],
     ) -> None:
+        settled = [self._confirming[lock_id] for _, _, lock_id in writes]
         try:
             placed = await self._commit(
                 [(command.draft, lock_id) for _, command, lock_id in writes]
             )
-        except Exception:
-            for _, command, lock_id in writes:
+        except Exception as exc:
+            for (_, command, lock_id), future in zip(writes, settled, strict=True):
                 inventory.abort_confirm(lock_id)
                 if isinstance(command, Buy):
                     inventory.release(lock_id, command.owner)
+                del self._confirming[lock_id]
+                future.set_exception(exc)
+                future.exception()  # joiners re-raise it; nobody else needs to look
             self._mark_changed(inventory)
             raise
         removed = []
-        for (index, command, lock_id), result in zip(writes, placed, strict=True):
+        for (index, command, lock_id), result, future in zip(writes, placed, settled, strict=True):
             if result.replayed:
                 # The ledger already had this order: its seats are in `sold` already.
                 inventory.abort_confirm(lock_id)
                 inventory.release(lock_id, command.owner)
             else:
                 inventory.finish_confirm(lock_id)
+            del self._confirming[lock_id]
+            future.set_result(result)
             removed.append(lock_id)
             outcomes[index] = OrderPlaced(
                 result.record, self._availability(inventory), result.replayed

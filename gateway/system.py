@@ -62,7 +62,7 @@ class System:
         try:
             database_url = settings.database_url
             if not database_url:
-                self.postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+                self.postgres = EmbeddedPostgres(settings.data_dir)
                 database_url = await asyncio.to_thread(self.postgres.start)
                 stack.callback(self.postgres.stop)
             await migrate(database_url)

@@ -214,6 +214,11 @@ async def find_order_by_request_key(conn: AsyncConnection, key: str) -> OrderRec
     return None if row is None else _record(row)
 
 
+async def find_order_by_lock_id(conn: AsyncConnection, lock_id: str) -> OrderRecord | None:
+    row = (await conn.execute(select(orders).where(orders.c.lock_id == lock_id))).first()
+    return None if row is None else _record(row)
+
+
 async def list_orders(
     conn: AsyncConnection,
     *,

@@ -268,7 +268,6 @@ class CategoryActor:
         self._mark_changed(inventory, removed=removed)
 
     async def _commit(self, items: list[tuple[OrderDraft, str]]) -> list[PlacedOrder]:
-        db = self._require_db()
         if not self._config.group_commit:
             # One transaction per order, as a naive host would: only for measuring the gain.
             return list(await asyncio.gather(*(self._commit_one(item) for item in items)))
@@ -546,9 +545,10 @@ def _feed_hub(namespace: str) -> Any:
 
 def category_actor_class() -> Any:
     """The Ray actor class, options applied in one place."""
-    return ray.remote(
-        num_cpus=0,
-        max_restarts=-1,
-        max_task_retries=0,
-        max_concurrency=1000,
-    )(CategoryActor)
+    options: dict[str, Any] = {
+        "num_cpus": 0,
+        "max_restarts": -1,
+        "max_task_retries": 0,
+        "max_concurrency": 1000,
+    }
+    return ray.remote(**options)(CategoryActor)

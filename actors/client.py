@@ -240,7 +240,7 @@ class Engine:
             try:
                 return await getattr(handle, method).remote(*args)
             except RayTaskError as exc:
-                cause = exc.as_instanceof_cause()
+                cause = exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
                 if isinstance(cause, CategoryMissing):
                     self._forget(category_id, kill=True)
                     raise EngineRefused(

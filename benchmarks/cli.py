@@ -21,7 +21,7 @@ QUICK = {
     "sockets": 100,
     "changes_per_second": 5.0,
     "categories": 500,
-    "categories_per_event": 250,
+    "categories_per_event": 50,
     "hot_set": 8,
     "rotate_every": 1.5,
     "churn_clients": 16,
@@ -73,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
             "--" + name.replace("_", "-"), type=kind, help=f"{text} (default {default:g})"
         )
     p.add_argument(
+        "--socket-transport",
+        choices=("websocket", "polling"),
+        help="Socket.IO transport of the fan-out clients (default websocket)",
+    )
+    p.add_argument(
         "--output", "-o", type=Path, help="output directory (default benchmarks/results/<stamp>/)"
     )
     p.add_argument("--keep-data", action="store_true", help="keep the temporary DATA_DIR")
@@ -82,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
     values: dict[str, object] = dict(QUICK) if args.quick else {}
-    for name in [*(t[0] for t in TUNABLES), "output"]:
+    for name in [*(t[0] for t in TUNABLES), "output", "socket_transport"]:
         value = getattr(args, name)
         if value is not None:
             values[name] = value

@@ -63,8 +63,9 @@ class BenchOptions:
     duration: float = 12.0
     sockets: int = 1000
     changes_per_second: float = 5.0
+    socket_transport: str = "websocket"
     categories: int = 10_000
-    categories_per_event: int = 500
+    categories_per_event: int = 50
     hot_set: int = 16
     rotate_every: float = 3.0
     churn_clients: int = 32
@@ -403,7 +404,11 @@ async def run(options: BenchOptions) -> int:
                     database_url, progress,
                 )  # fmt: skip
                 for name in options.scenarios:
-                    result = await scenarios.SCENARIOS[name](bench)
+                    try:
+                        result = await scenarios.SCENARIOS[name](bench)
+                    except Exception as exc:  # one broken scenario must not hide the others
+                        result = scenarios.ScenarioResult(name, passed=False)
+                        result.notes.append(f"scenario crashed: {type(exc).__name__}: {exc}")
                     results.append(result)
                     progress.console.print(report.one_line(result))
     finally:

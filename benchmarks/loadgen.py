@@ -259,6 +259,7 @@ async def _sockets(job: Job) -> WorkerResult:
     clients: list[socketio.AsyncClient] = []
     failures: list[str] = []
     gate = asyncio.Semaphore(job.concurrency)
+    transports = job.params.get("transports") or ["websocket"]
 
     async def connect(account: Account) -> None:
         user_id, token = account
@@ -284,34 +285,54 @@ async def _sockets(job: Job) -> WorkerResult:
         sio.on("joined-event-room", on_joined, namespace=namespace)
         async with gate:
             try:
-                await sio.connect(
-                    f"{job.base_url}?token={token}",
-                    namespaces=[namespace],
-                    auth={"token": token},
-                    transports=["websocket"],
-                    wait_timeout=30,
-                )
+                await asyncio.wait_for(join(sio, user_id, token, joined), timeout=45)
                 clients.append(sio)
-                await sio.emit(
-                    "join-event-room", {"eventId": event_id, "userId": user_id}, namespace=namespace
-                )
-                await asyncio.wait_for(joined.wait(), timeout=30)
             except (socketio.exceptions.SocketIOError, TimeoutError, OSError) as exc:
                 failures.append(f"user {user_id}: {type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):
+                    await sio.disconnect()
+                await _close_http(sio)
             finally:
                 if _ready is not None:  # settled, joined or not: the parent counts these
                     with _ready.get_lock():
                         _ready.value += 1
 
+    async def join(
+        sio: socketio.AsyncClient, user_id: int, token: str, joined: asyncio.Event
+    ) -> None:
+        await sio.connect(
+            f"{job.base_url}?token={token}",
+            namespaces=[namespace],
+            auth={"token": token},
+            transports=transports,
+            wait_timeout=30,
+        )
+        await sio.emit(
+            "join-event-room", {"eventId": event_id, "userId": user_id}, namespace=namespace
+        )
+        await joined.wait()
+
     await asyncio.gather(*(connect(account) for account in job.accounts))
     if _stop is not None:
         await asyncio.to_thread(_stop.wait)
     await asyncio.sleep(float(job.params.get("drain_seconds", 0.5)))
-    for sio in clients:
+
+    async def close(sio: socketio.AsyncClient) -> None:
         with contextlib.suppress(Exception):
-            await sio.disconnect()
+            await asyncio.wait_for(sio.disconnect(), timeout=5)
+        await _close_http(sio)
+
+    await asyncio.gather(*(close(sio) for sio in clients))
     result.extras.update(received=received, failures=failures, connected=len(clients))
     return result
+
+
+async def _close_http(sio: Any) -> None:
+    """python-socketio leaves its aiohttp session open after a disconnect; close it."""
+    http = getattr(sio.eio, "http", None)
+    if http is not None and not http.closed:
+        with contextlib.suppress(Exception):
+            await http.close()
 
 
 # -- the parent's side -----------------------------------------------------------------------

@@ -141,6 +141,7 @@ class FeedPublisher:
         self._sio = sio
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[int, CategoryChanged] = {}
+        self._latest: dict[int, tuple[int, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -163,6 +164,10 @@ class FeedPublisher:
     def _accept(self, item: FeedItem) -> None:
         if isinstance(item, CategoryChanged):
             category_id = item.availability.category_id
+            stamp = item.availability.stamp
+            if stamp < self._latest.get(category_id, stamp):
+                return  # an older state arriving late (another process's feed): never go back
+            self._latest[category_id] = stamp
             flushing = category_id in self._pending
             self._pending[category_id] = item
             if not flushing:

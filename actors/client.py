@@ -186,7 +186,11 @@ class Engine:
         return lambda: self._listeners.remove(listener)
 
     async def notify_user(self, user_id: int, event: str, payload: dict[str, Any]) -> None:
-        await self._hub.publish.remote([UserNotice(user_id, event, payload)])
+        await self.publish(UserNotice(user_id, event, payload))
+
+    async def publish(self, item: FeedItem) -> None:
+        """Send an item to every gateway following the feed, this one included."""
+        await self._hub.publish.remote([item])
 
     async def healthy(self) -> bool:
         try:

@@ -151,7 +151,14 @@ class UserNotice:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-FeedItem = CategoryChanged | UserNotice
+@dataclass(frozen=True, slots=True)
+class CatalogChanged:
+    """An event's row changed (edited, deactivated, deleted): gateways drop their copy."""
+
+    event_id: int
+
+
+FeedItem = CategoryChanged | UserNotice | CatalogChanged
 
 
 @dataclass(frozen=True, slots=True)

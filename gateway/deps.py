@@ -42,9 +42,12 @@ async def current_principal(
     if credentials is None:
         raise unauthorized()
     try:
-        return runtime.tokens.verify(credentials.credentials)
+        principal = runtime.tokens.verify(credentials.credentials)
     except InvalidToken:
         raise unauthorized() from None
+    if not await runtime.directory.user_exists(principal.user_id):
+        raise unauthorized()
+    return principal
 
 
 Caller = Annotated[Principal, Depends(current_principal)]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.client import Engine, EngineRefused
 from gateway.auth import Principal
+from gateway.directory import NotOnSale
 from gateway.errors import ApiError, invalid
 from persistence import catalog, ledger
 from persistence.records import CategoryRecord, EventRecord, OrderDraft, OrderRecord, OrderStatus
@@ -43,21 +44,13 @@ async def approve_payment(order: OrderRecord) -> bool:
 
 
 async def category_on_sale(
-    db: AsyncEngine, event_id: int, category_id: int
+    runtime: Runtime, event_id: int, category_id: int
 ) -> tuple[EventRecord, CategoryRecord]:
     """The event and its category, if that category belongs to it and both are active."""
-    async with db.connect() as conn:
-        event = await catalog.get_event(conn, event_id)
-    if event is None:
-        raise ApiError(404, EVENT_NOT_FOUND)
-    category = next((c for c in event.categories if c.id == category_id), None)
-    if category is None:
-        raise ApiError(404, "Ticket category not found for this event")
-    if not event.is_active:
-        raise ApiError(409, "This event is not active")
-    if not category.is_active:
-        raise ApiError(409, "This ticket category is not on sale")
-    return event, category
+    try:
+        return await runtime.directory.on_sale(event_id, category_id)
+    except NotOnSale as refused:
+        raise ApiError(refused.status, refused.message) from None
 
 
 def check_quantity(runtime: Runtime, quantity: int) -> None:
@@ -87,7 +80,7 @@ async def place_order(
         if existing is not None:
             return existing
     check_quantity(runtime, quantity)
-    event, category = await category_on_sale(runtime.db, event_id, category_id)
+    event, category = await category_on_sale(runtime, event_id, category_id)
     draft = OrderDraft(
         user_id=caller.user_id,
         event_id=event.id,

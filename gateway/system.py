@@ -18,6 +18,7 @@ from actors.config import EngineConfig
 from actors.runtime import start_ray, stop_ray
 from gateway.auth import PasswordHasher, TokenService
 from gateway.config import Settings
+from gateway.directory import Directory
 from gateway.processing import OrderProcessor
 from persistence import snapshots
 from persistence.database import create_engine, migrate
@@ -34,6 +35,7 @@ class Runtime:
     tokens: TokenService
     passwords: PasswordHasher
     orders: OrderProcessor
+    directory: Directory
     database_url: str
 
 
@@ -80,6 +82,9 @@ class System:
             engine = await Engine.start(engine_config(settings, database_url), db)
             stack.push_async_callback(engine.close)
 
+            directory = Directory(db, engine)
+            stack.callback(directory.close)
+
             orders = OrderProcessor(db, engine)
             await orders.start()
             stack.push_async_callback(orders.stop)
@@ -97,6 +102,7 @@ class System:
             tokens=TokenService(settings.resolved_jwt_secret(), settings.token_lifetime),
             passwords=PasswordHasher(settings.bcrypt_rounds),
             orders=orders,
+            directory=directory,
             database_url=database_url,
         )
         return self.runtime

@@ -153,6 +153,7 @@ async def update_event(
             updated = await catalog.update_event(conn, id, changes)
         if updated is None:
             raise ApiError(404, EVENT_NOT_FOUND)
+        await runtime.directory.event_changed(id)
         event = updated
     return (await shape_events(runtime, [event]))[0]
 
@@ -171,4 +172,5 @@ async def delete_event(id: EventId, organizer: Organizer, runtime: RuntimeDep) -
         deleted = await catalog.delete_event(conn, id)
     if not deleted:
         raise ApiError(404, EVENT_NOT_FOUND)
+    await runtime.directory.event_changed(id)
     return DeletedOut(success=True, message="Event deleted successfully", id_event=id)

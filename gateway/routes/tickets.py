@@ -21,7 +21,7 @@ router = APIRouter(prefix="/events/tickets", tags=["tickets"])
 @router.post("/reserve", status_code=status.HTTP_201_CREATED, response_model=ReserveOut)
 async def reserve(body: ReserveIn, caller: Caller, runtime: RuntimeDep) -> ReserveOut:
     check_quantity(runtime, body.quantity)
-    await category_on_sale(runtime.db, body.event_id, body.category_id)
+    await category_on_sale(runtime, body.event_id, body.category_id)
     placed = await runtime.engine.hold(
         user_id=caller.user_id,
         event_id=body.event_id,

@@ -1,0 +1,91 @@
+"""What a gateway process keeps of the catalogue and the users: read-through, shared by REST
+and Socket.IO, so the hot path (reserve, lock, buy) asks the database nothing.
+
+An event edited or deleted through any gateway is dropped from every gateway's cache by a
+`CatalogChanged` item on the engine's feed; a short lifetime bounds any race with it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actors.client import Engine
+from actors.messages import CatalogChanged, FeedItem
+from persistence import catalog, users
+from persistence.records import CategoryRecord, EventRecord
+
+EVENT_LIFETIME_SECONDS = 30.0
+EVENT_CAPACITY = 10_000
+
+
+class NotOnSale(Exception):
+    """The category is unknown, belongs to another event, or is not active."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Directory:
+    def __init__(self, db: AsyncEngine, engine: Engine) -> None:
+        self._db = db
+        self._engine = engine
+        self._events: OrderedDict[int, tuple[float, EventRecord]] = OrderedDict()
+        self._users: set[int] = set()  # users are never deleted: once seen, known
+        self._unsubscribe = engine.subscribe(self._on_feed)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    async def event(self, event_id: int) -> EventRecord | None:
+        now = time.monotonic()
+        cached = self._events.get(event_id)
+        if cached is not None and now - cached[0] < EVENT_LIFETIME_SECONDS:
+            return cached[1]
+        async with self._db.connect() as conn:
+            record = await catalog.get_event(conn, event_id)
+        if record is None:
+            self._events.pop(event_id, None)
+            return None
+        self._events[event_id] = (now, record)
+        self._events.move_to_end(event_id)
+        if len(self._events) > EVENT_CAPACITY:
+            self._events.popitem(last=False)
+        return record
+
+    async def on_sale(self, event_id: int, category_id: int) -> tuple[EventRecord, CategoryRecord]:
+        """The event and its category, if that category belongs to it and both are active."""
+        event = await self.event(event_id)
+        if event is None:
+            raise NotOnSale(404, "Event not found")
+        category = next((c for c in event.categories if c.id == category_id), None)
+        if category is None:
+            raise NotOnSale(404, "Ticket category not found for this event")
+        if not event.is_active:
+            raise NotOnSale(409, "This event is not active")
+        if not category.is_active:
+            raise NotOnSale(409, "This ticket category is not on sale")
+        return event, category
+
+    async def user_exists(self, user_id: int) -> bool:
+        """A verified token can outlive its user (a wiped database, a reused secret)."""
+        if user_id in self._users:
+            return True
+        async with self._db.connect() as conn:
+            found = await users.get_user(conn, user_id) is not None
+        if found:
+            self._users.add(user_id)
+        return found
+
+    async def event_changed(self, event_id: int) -> None:
+        """Call after an event's row changed: every gateway forgets it."""
+        self._events.pop(event_id, None)
+        await self._engine.publish(CatalogChanged(event_id))
+
+    def _on_feed(self, item: FeedItem) -> None:
+        if isinstance(item, CatalogChanged):
+            self._events.pop(item.event_id, None)

@@ -222,14 +222,17 @@ async def _churn(job: Job, client: _Client, result: WorkerResult) -> None:
     categories: Sequence[tuple[int, int]] = job.params["categories"]  # (event id, category id)
     hot_set = int(job.params["hot_set"])
     rotate_every = float(job.params["rotate_every"])
+    slide = max(1, hot_set // 4)
     deadline = job.start_at + job.duration
     rng = random.Random(job.params.get("seed", 0))
 
     async def loop(account: Account) -> None:
         token = account[1]
         while (now := time.time()) < deadline:
+            # The hot set slides by a quarter every `rotate_every`: most holds find a live
+            # actor, and a steady trickle of categories is touched for the first time.
             window = int((now - job.start_at) / rotate_every)
-            first = (window * hot_set) % max(1, len(categories) - hot_set + 1)
+            first = (window * slide) % max(1, len(categories) - hot_set + 1)
             event_id, category_id = categories[first + rng.randrange(hot_set)]
             body = {"eventId": event_id, "categoryId": category_id, "quantity": 1}
             status, payload = await client.call(

@@ -127,6 +127,7 @@ def to_json(results: Sequence[ScenarioResult], meta: dict[str, Any]) -> dict[str
 def write(out_dir: Path, results: Sequence[ScenarioResult], meta: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(to_json(results, meta), indent=2))
+    (out_dir / "results.md").write_text(markdown(results, meta) + "\n")
     if results:
         plot(out_dir / "bench.png", results, meta)
 
@@ -168,6 +169,9 @@ def print_table(results: Sequence[ScenarioResult], meta: dict[str, Any], out_dir
 def markdown(results: Sequence[ScenarioResult], meta: dict[str, Any]) -> str:
     """The same table as Markdown, for the README's results section."""
     lines = [
+        f"Run {meta['date']} on {meta['cores']} cores ({meta['cpu']}), {meta['memory_gb']} GB, "
+        f"Python {meta['python']}, {meta['duration_s']} s in all.",
+        "",
         "| scenario | metric | system | ceiling | baseline | vs ceiling | vs baseline | goal |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]

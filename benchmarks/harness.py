@@ -161,6 +161,23 @@ class Service:
             return []
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process and all its descendants."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def process_stats(service: Service) -> dict[str, float]:
     """RSS of the service's process tree and how many category actors live in it."""
     rss = actor_rss = 0
@@ -203,6 +220,15 @@ class Postgres:
         self._server = EmbeddedPostgres(self._data_dir)
         return str(self._server.start())
 
+    @property
+    def pid(self) -> int | None:
+        if self._server is None:
+            return None
+        pid = getattr(self._server, "pid", None)
+        if pid is None and hasattr(self._server, "get_pid"):
+            pid = self._server.get_pid()
+        return int(pid) if pid else None
+
     def stop(self) -> None:
         if self._server is None:
             return
@@ -236,7 +262,17 @@ class Bench:
     system: Service | None
     database_url: str
     progress: Any  # rich.progress.Progress (or a stand-in)
-    notes: list[str] = field(default_factory=list)
+    services: dict[str, Service] = field(default_factory=dict)
+    postgres_pid: int | None = None
+
+    def server_cpu(self, target: str) -> float:
+        """CPU seconds spent so far by a target's processes and by PostgreSQL, which the
+        system and the baseline both lean on: on a shared machine, cost per request says more
+        than requests per second."""
+        service = self.services.get(target)
+        return tree_cpu_seconds(service.pid if service else None) + tree_cpu_seconds(
+            self.postgres_pid
+        )
 
     async def request(
         self,
@@ -350,6 +386,7 @@ async def run(options: BenchOptions) -> int:
     runner = LoadRunner(options.procs)
     results: list[scenarios.ScenarioResult] = []
     started = time.time()
+    load_at_start = os.getloadavg()
     timeout = aiohttp.ClientTimeout(total=120)
     connector = aiohttp.TCPConnector(limit=64)
     try:
@@ -401,7 +438,8 @@ async def run(options: BenchOptions) -> int:
                 progress.remove_task(setup)
                 bench = Bench(
                     options, targets, session, runner, accounts, organizer, system,
-                    database_url, progress,
+                    database_url, progress, {service.name: service for service in services},
+                    postgres.pid,
                 )  # fmt: skip
                 for name in options.scenarios:
                     try:
@@ -426,6 +464,8 @@ async def run(options: BenchOptions) -> int:
         if not options.keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)
     meta = report.machine(started, options)
+    meta["load_average_at_start"] = [round(x, 2) for x in load_at_start]
+    meta["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report.write(out_dir, results, meta)
     report.print_table(results, meta, out_dir)
     return 0 if all(result.passed for result in results) else 1

@@ -380,6 +380,7 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
     result = ScenarioResult("hot-hold")
     big = 1_000_000
     per_target: dict[str, list[Sample]] = {}
+    cpu: dict[str, float | None] = {}
     for name, url in bench.targets.urls().items():
         if name == "system":
             event = await bench.create_event(
@@ -402,7 +403,11 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
         await drive(bench, f"hot hold · {name} · warm-up", warm, seconds=1.0)
         jobs = jobs_for(bench, "hold", url, clients, o.hold_clients, o.duration, params)
         t0 = min(job.start_at for job in jobs)
+        cpu0 = await asyncio.to_thread(bench.server_cpu, name)
         samples, _ = merge(await drive(bench, f"hot hold · {name}", jobs, seconds=o.duration))
+        cpu[name] = (
+            (await asyncio.to_thread(bench.server_cpu, name) - cpu0) * 1000 / max(1, len(samples))
+        )
         per_target[name] = samples
         result.series[name] = timeline(samples, t0, until=o.duration)
         errors = server_errors(samples)
@@ -412,6 +417,7 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
     result.rows = [
         Row("holds/s (2xx)", "1/s", dict(throughput), goal=">= 0.8x ceiling, >= 3x baseline"),
         *latency_rows("hold", per_target),
+        Row("server + PostgreSQL CPU per hold", "ms", cpu, better="lower"),
         Row(
             "non-2xx answers",
             "",
@@ -438,6 +444,7 @@ async def browse(bench: Bench) -> ScenarioResult:
     o = bench.options
     result = ScenarioResult("browse")
     per_target: dict[str, list[Sample]] = {}
+    cpu: dict[str, float | None] = {}
     clients = bench.accounts[:64]
     for name, url in bench.targets.urls().items():
         if name == "system":
@@ -464,13 +471,18 @@ async def browse(bench: Bench) -> ScenarioResult:
             params = {"event_ids": [1, 2, 3, 4, 5], "list_every": 0}
         jobs = jobs_for(bench, "browse", url, clients, 64, o.duration, params)
         t0 = min(job.start_at for job in jobs)
+        cpu0 = await asyncio.to_thread(bench.server_cpu, name)
         samples, _ = merge(await drive(bench, f"browse · {name}", jobs, seconds=o.duration))
+        cpu[name] = (
+            (await asyncio.to_thread(bench.server_cpu, name) - cpu0) * 1000 / max(1, len(samples))
+        )
         per_target[name] = samples
         result.series[name] = timeline(samples, t0, until=o.duration)
     tickets = {n: [s for s in v if s[0] == "tickets" and ok(s)] for n, v in per_target.items()}
     result.rows = [
         Row("availability reads/s", "1/s", {n: rate(v) for n, v in tickets.items()}),
         *latency_rows("availability read", tickets),
+        Row("server + PostgreSQL CPU per read", "ms", cpu, better="lower"),
     ]
     if "system" in per_target:
         events = [s for s in per_target["system"] if s[0] == "events" and ok(s)]

@@ -188,9 +188,9 @@ class Engine:
     async def notify_user(self, user_id: int, event: str, payload: dict[str, Any]) -> None:
         await self.publish(UserNotice(user_id, event, payload))
 
-    async def publish(self, item: FeedItem) -> None:
-        """Send an item to every gateway following the feed, this one included."""
-        await self._hub.publish.remote([item])
+    async def publish(self, *items: FeedItem) -> None:
+        """Send items to every gateway following the feed, this one included."""
+        await self._hub.publish.remote(list(items))
 
     async def healthy(self) -> bool:
         try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.client import Engine, EngineRefused
+from actors.messages import UserNotice
 from gateway.auth import Principal
 from gateway.directory import NotOnSale
 from gateway.errors import ApiError, invalid
@@ -192,7 +193,10 @@ def _notice(order: OrderRecord, message: str) -> dict[str, Any]:
 class OrderProcessor:
     """Moves pending orders to completed through the payment step, then tells the buyer.
 
-    `submit` never blocks the request; `start` picks up orders left pending by a restart.
+    `submit` never blocks the request. Orders submitted while a batch is being completed go
+    into the next one: one UPDATE and one feed message per batch, not per order, so a flash
+    sale costs the gateway no extra transaction per order. `start` picks up orders left
+    pending by a restart.
     """
 
     def __init__(
@@ -202,7 +206,8 @@ class OrderProcessor:
         self._engine = engine
         self._payment = payment
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._queue: dict[int, OrderRecord] = {}
+        self._worker: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def start(self) -> None:
@@ -211,7 +216,7 @@ class OrderProcessor:
         async with self._db.connect() as conn:
             pending = await ledger.pending_orders(conn, limit=10_000)
         for order in pending:
-            self._spawn(order)
+            self._enqueue(order)
 
     def submit(self, order: OrderRecord) -> None:
         loop = self._loop
@@ -222,53 +227,67 @@ class OrderProcessor:
         except RuntimeError:
             running = None
         if running is loop:
-            self._spawn(order)
+            self._enqueue(order)
         else:
-            loop.call_soon_threadsafe(self._spawn, order)
+            loop.call_soon_threadsafe(self._enqueue, order)
 
     async def idle(self) -> None:
         """Wait until every submitted order has been processed (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        while self._worker is not None and not self._worker.done():
+            await asyncio.gather(self._worker, return_exceptions=True)
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = list(self._tasks.values())
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+        worker = self._worker
+        if worker is not None:
+            _, late = await asyncio.wait({worker}, timeout=STOP_GRACE_SECONDS)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        self._tasks.clear()
+        self._queue.clear()
 
-    def _spawn(self, order: OrderRecord) -> None:
-        if self._stopping or order.id in self._tasks:
+    def _enqueue(self, order: OrderRecord) -> None:
+        if self._stopping or order.status is not OrderStatus.PENDING:
             return
-        if order.status is not OrderStatus.PENDING:
-            return
-        task = asyncio.get_running_loop().create_task(self._complete(order))
-        self._tasks[order.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(order.id, None))
+        self._queue[order.id] = order
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._drain())
 
-    async def _complete(self, order: OrderRecord) -> None:
-        try:
-            paid = await self._payment(order)
-            if not paid:
-                await self._refuse(order)
-                return
-            async with self._db.begin() as conn:
-                completed = await ledger.complete_order(conn, order.id)
-            if completed is not None:
-                await self._engine.notify_user(
-                    completed.user_id, "order-completed", _notice(completed, COMPLETED_MESSAGE)
+    async def _drain(self) -> None:
+        while self._queue and not self._stopping:
+            batch, self._queue = list(self._queue.values()), {}
+            try:
+                await self._complete(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # They stay pending in the ledger; the next start() retries them.
+                logger.exception("%d orders could not be completed", len(batch))
+
+    async def _complete(self, batch: list[OrderRecord]) -> None:
+        verdicts = await asyncio.gather(
+            *(self._payment(order) for order in batch), return_exceptions=True
+        )
+        for order, verdict in zip(batch, verdicts, strict=True):
+            if isinstance(verdict, BaseException):
+                # Undecided: it stays pending in the ledger and the next start() retries it.
+                logger.error("payment step failed for order %s: %r", order.id, verdict)
+        paid = [order.id for order, ok in zip(batch, verdicts, strict=True) if ok is True]
+        async with self._db.begin() as conn:
+            completed = await ledger.complete_orders(conn, paid)
+        if completed:
+            await self._engine.publish(
+                *(
+                    UserNotice(order.user_id, "order-completed", _notice(order, COMPLETED_MESSAGE))
+                    for order in completed
                 )
-        except asyncio.CancelledError:
-            raise
-        except EngineRefused as refused:
-            logger.info("order %s not completed: %s", order.id, refused.message)
-        except Exception:
-            # It stays pending in the ledger; the next start() retries it.
-            logger.exception("order %s could not be completed", order.id)
+            )
+        for order, ok in zip(batch, verdicts, strict=True):
+            if ok is False:
+                try:
+                    await self._refuse(order)
+                except EngineRefused as refused:
+                    logger.info("order %s not cancelled: %s", order.id, refused.message)
 
     async def _refuse(self, order: OrderRecord) -> None:
         cancelled = await self._engine.cancel(order=order)

@@ -194,14 +194,21 @@ async def cancel_order(conn: AsyncConnection, order_id: int) -> tuple[OrderRecor
 
 async def complete_order(conn: AsyncConnection, order_id: int) -> OrderRecord | None:
     """pending → completed; None when the order is absent or not pending."""
+    completed = await complete_orders(conn, [order_id])
+    return completed[0] if completed else None
+
+
+async def complete_orders(conn: AsyncConnection, order_ids: Sequence[int]) -> list[OrderRecord]:
+    """pending → completed for many orders in one statement; returns those that moved."""
+    if not order_ids:
+        return []
     statement = (
         update(orders)
-        .where(orders.c.id == order_id, orders.c.status == OrderStatus.PENDING.value)
+        .where(orders.c.id.in_(order_ids), orders.c.status == OrderStatus.PENDING.value)
         .values(status=OrderStatus.COMPLETED.value, updated_at=func.clock_timestamp())
         .returning(*orders.c)
     )
-    row = (await conn.execute(statement)).first()
-    return None if row is None else _record(row)
+    return [_record(row) for row in await conn.execute(statement)]
 
 
 async def get_order(conn: AsyncConnection, order_id: int) -> OrderRecord | None:

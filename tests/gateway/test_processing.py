@@ -1,0 +1,103 @@
+"""The order processor: pending orders complete in batches; a declined payment cancels the
+order and returns its seats; an order left pending by a crash completes at the next start."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from actors.messages import FeedItem, UserNotice
+from gateway.auth import Role
+from gateway.processing import OrderProcessor
+from persistence import ledger
+from persistence.records import EventRecord, OrderDraft, OrderRecord, OrderStatus
+from tests.fixtures.system import LiveSystem
+from tests.gateway.conftest import MakeEvent, MakeUser, poll
+
+
+def _draft(event: EventRecord, user_id: int, quantity: int) -> OrderDraft:
+    category = event.categories[0]
+    return OrderDraft(
+        user_id=user_id,
+        event_id=event.id,
+        category_id=category.id,
+        quantity=quantity,
+        unit_price=Decimal(category.price),
+        event_name=event.event_name,
+        category_name=category.category_name,
+    )
+
+
+async def _status(live: LiveSystem, order_id: int) -> OrderStatus | None:
+    async def read() -> OrderStatus | None:
+        async with live.runtime.db.connect() as conn:
+            order = await ledger.get_order(conn, order_id)
+        return None if order is None else order.status
+
+    return await live.call(read())
+
+
+async def test_declined_payment_cancels_and_returns_the_seats(
+    live_system: LiveSystem, make_user: MakeUser, make_event: MakeEvent
+) -> None:
+    organizer, buyer = await make_user(Role.ORGANIZER), await make_user()
+    event = await make_event(organizer, seats=(6,))
+    runtime = live_system.runtime
+    notices: list[UserNotice] = []
+
+    async def decline(order: OrderRecord) -> bool:
+        return order.quantity < 3  # small orders pass, big ones are declined
+
+    def listen(item: FeedItem) -> None:
+        if isinstance(item, UserNotice) and item.user_id == buyer.id:
+            notices.append(item)
+
+    async def scenario() -> tuple[OrderRecord, OrderRecord]:
+        processor = OrderProcessor(runtime.db, runtime.engine, payment=decline)
+        await processor.start()
+        unsubscribe = runtime.engine.subscribe(listen)
+        try:
+            small = await runtime.engine.buy(draft=_draft(event, buyer.id, 2))
+            big = await runtime.engine.buy(draft=_draft(event, buyer.id, 4))
+            processor.submit(small.order)
+            processor.submit(big.order)
+            await processor.idle()
+            await processor.stop()
+            return small.order, big.order
+        finally:
+            await asyncio.sleep(0.5)  # let the feed deliver the notices before unsubscribing
+            unsubscribe()
+
+    small, big = await live_system.call(scenario())
+    assert await _status(live_system, small.id) is OrderStatus.COMPLETED
+    assert await _status(live_system, big.id) is OrderStatus.CANCELLED
+    seats = await live_system.call(runtime.engine.availability([event.categories[0].id]))
+    assert seats[event.categories[0].id].available == 4
+    assert {(n.event, n.payload["orderId"]) for n in notices} == {
+        ("order-completed", small.id),
+        ("order-cancelled", big.id),
+    }
+
+
+async def test_orders_left_pending_complete_at_the_next_start(
+    live_system: LiveSystem, make_user: MakeUser, make_event: MakeEvent
+) -> None:
+    organizer, buyer = await make_user(Role.ORGANIZER), await make_user()
+    event = await make_event(organizer, seats=(5,))
+    runtime = live_system.runtime
+    # Placed but never submitted: as if the gateway died right after the ledger write.
+    placed = await live_system.call(runtime.engine.buy(draft=_draft(event, buyer.id, 1)))
+    assert await _status(live_system, placed.order.id) is OrderStatus.PENDING
+
+    async def restart_processor() -> None:
+        processor = OrderProcessor(runtime.db, runtime.engine)
+        await processor.start()
+        await processor.idle()
+        await processor.stop()
+
+    await live_system.call(restart_processor())
+
+    async def completed() -> bool:
+        return await _status(live_system, placed.order.id) is OrderStatus.COMPLETED
+
+    await poll(completed)

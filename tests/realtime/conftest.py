@@ -98,7 +98,7 @@ class Sockets:
         *,
         via: str = "auth",
         greeted: bool = True,
-        transports: tuple[str, ...] | None = None,
+        transports: tuple[str, ...] = ("websocket",),
     ) -> Recorder:
         recorder = Recorder()
         self.opened.append(recorder)
@@ -111,7 +111,7 @@ class Sockets:
             url,
             namespaces=[NAMESPACE],
             auth=auth,
-            transports=list(transports) if transports else None,
+            transports=list(transports),
             wait_timeout=WAIT_SECONDS,
         )
         if greeted:

@@ -124,6 +124,14 @@ def latency_rows(label: str, per_target: dict[str, Sequence[Sample]]) -> list[Ro
     ]
 
 
+def client_cores(results: Sequence[WorkerResult]) -> float | None:
+    """Cores the load generator kept busy on average, over all its processes."""
+    wall = max((float(r.extras.get("client_wall_s", 0.0)) for r in results), default=0.0)
+    if not wall:
+        return None
+    return sum(float(r.extras.get("client_cpu_s", 0.0)) for r in results) / wall
+
+
 def server_errors(samples: Iterable[Sample]) -> int:
     return sum(1 for s in samples if s[3] >= 500 or s[3] == 0)
 
@@ -381,6 +389,7 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
     big = 1_000_000
     per_target: dict[str, list[Sample]] = {}
     cpu: dict[str, float | None] = {}
+    client: dict[str, float | None] = {}
     for name, url in bench.targets.urls().items():
         if name == "system":
             event = await bench.create_event(
@@ -404,7 +413,9 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
         jobs = jobs_for(bench, "hold", url, clients, o.hold_clients, o.duration, params)
         t0 = min(job.start_at for job in jobs)
         cpu0 = await asyncio.to_thread(bench.server_cpu, name)
-        samples, _ = merge(await drive(bench, f"hot hold · {name}", jobs, seconds=o.duration))
+        raw = await drive(bench, f"hot hold · {name}", jobs, seconds=o.duration)
+        client[name] = client_cores(raw)
+        samples, _ = merge(raw)
         cpu[name] = (
             (await asyncio.to_thread(bench.server_cpu, name) - cpu0) * 1000 / max(1, len(samples))
         )
@@ -418,6 +429,7 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
         Row("holds/s (2xx)", "1/s", dict(throughput), goal=">= 0.8x ceiling, >= 3x baseline"),
         *latency_rows("hold", per_target),
         Row("server + PostgreSQL CPU per hold", "ms", cpu, better="lower"),
+        Row("load generator busy (cores)", "", client, better=""),
         Row(
             "non-2xx answers",
             "",
@@ -554,7 +566,8 @@ async def fan_out(bench: Bench) -> ScenarioResult:
     final = min(sent) if sent else None
     await asyncio.sleep(1.0)
     runner.stop_event.set()
-    _, extras = merge(await asyncio.wait_for(future, timeout=120))
+    raw = await asyncio.wait_for(future, timeout=120)
+    _, extras = merge(raw)
     # Only what the driven changes caused: the state each socket got on joining is not one.
     received: list[tuple[float, int, int, str, int]] = [
         r for r in extras.get("received", []) if r[0] >= t0
@@ -581,6 +594,7 @@ async def fan_out(bench: Bench) -> ScenarioResult:
         Row("changes driven", "", {"system": float(len(sent))}, ""),
         Row("updates received", "", {"system": float(len(received))}, ""),
         Row("sockets that saw the final state", "", {"system": float(len(reached))}, ""),
+        Row("socket clients busy (cores)", "", {"system": client_cores(raw)}, ""),
         Row("change→update p50 (from lock sent)", "ms", {"system": pct(by_change, 50)}, ""),
         Row(
             "change→update p99 (from lock sent)",

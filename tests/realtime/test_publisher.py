@@ -40,7 +40,7 @@ async def settle(room: SlowRoom, count: int) -> None:
 
 async def test_newer_states_replace_each_other_while_an_emit_is_in_flight() -> None:
     room = SlowRoom()
-    publisher = FeedPublisher(room)  # type: ignore[arg-type]
+    publisher = FeedPublisher(room)
     publisher.bind(asyncio.get_running_loop())
 
     publisher(changed(1, held=1, version=1))
@@ -61,7 +61,7 @@ async def test_newer_states_replace_each_other_while_an_emit_is_in_flight() -> N
 async def test_a_late_older_state_is_never_sent_after_a_newer_one() -> None:
     room = SlowRoom()
     room.gate.set()
-    publisher = FeedPublisher(room)  # type: ignore[arg-type]
+    publisher = FeedPublisher(room)
     publisher.bind(asyncio.get_running_loop())
     publisher(changed(1, held=3, version=5))
     await settle(room, 1)
@@ -74,7 +74,7 @@ async def test_a_late_older_state_is_never_sent_after_a_newer_one() -> None:
 async def test_user_notices_go_to_the_user_room() -> None:
     room = SlowRoom()
     room.gate.set()
-    publisher = FeedPublisher(room)  # type: ignore[arg-type]
+    publisher = FeedPublisher(room)
     publisher.bind(asyncio.get_running_loop())
     publisher(UserNotice(42, "order-completed", {"orderId": 3}))
     await settle(room, 1)
@@ -84,7 +84,7 @@ async def test_user_notices_go_to_the_user_room() -> None:
 async def test_without_any_socket_the_feed_is_ignored() -> None:
     room = SlowRoom()
     room.gate.set()
-    publisher = FeedPublisher(room)  # type: ignore[arg-type]
+    publisher = FeedPublisher(room)
     publisher(changed(1, held=1, version=1))
     await asyncio.sleep(0)
     assert room.emitted == []

@@ -36,10 +36,9 @@ async def joined(client: Recorder, event: EventRecord) -> list[dict[str, Any]]:
     await client.emit("join-event-room", {"eventId": event.id, "userId": 999_999})
     reply = await client.next("joined-event-room")
     assert reply["success"] is True and reply["eventId"] == event.id
-    return [
-        await client.next("availability-update", lambda u, c=c.id: u["categoryId"] == c)
-        for c in event.categories
-    ]
+    updates = [await client.next("availability-update") for _ in event.categories]
+    order = [category.id for category in event.categories]
+    return sorted(updates, key=lambda update: order.index(update["categoryId"]))
 
 
 async def lock(client: Recorder, event: EventRecord, quantity: int, index: int = 0) -> Any:

@@ -29,6 +29,7 @@ Account = tuple[int, str]  # user id, bearer token
 
 _progress: Synchronized[int] | None = None
 _ready: Synchronized[int] | None = None
+_final: Synchronized[int] | None = None  # fan-out: the availability the last change left
 _stop: MpEvent | None = None
 
 
@@ -49,9 +50,11 @@ class WorkerResult:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def _init_worker(progress: Synchronized[int], ready: Synchronized[int], stop: MpEvent) -> None:
-    global _progress, _ready, _stop
-    _progress, _ready, _stop = progress, ready, stop
+def _init_worker(
+    progress: Synchronized[int], ready: Synchronized[int], final: Synchronized[int], stop: MpEvent
+) -> None:
+    global _progress, _ready, _final, _stop
+    _progress, _ready, _final, _stop = progress, ready, final, stop
 
 
 def run_job(job: Job) -> WorkerResult:
@@ -327,6 +330,8 @@ async def _sockets(job: Job) -> WorkerResult:
     result = WorkerResult()
     # receive epoch, availableTickets, categoryId, timestamp, the receiving socket's user id
     received: list[tuple[float, int, int, str, int]] = []
+    last: dict[int, int] = {}  # user id -> the latest availableTickets its socket saw
+    drain = _Drain()
     event_id = job.params["event_id"]
     namespace = job.params.get("namespace", "/realtime")
     clients: list[socketio.AsyncClient] = []
@@ -341,6 +346,12 @@ async def _sockets(job: Job) -> WorkerResult:
 
         def on_update(data: Any) -> None:
             if isinstance(data, dict):
+                available = int(data.get("availableTickets", -1))
+                last[user_id] = available
+                if available == drain.final and user_id in drain.pending:
+                    drain.pending.discard(user_id)
+                    if not drain.pending:
+                        drain.done.set()
                 received.append(
                     (
                         time.time(),
@@ -388,7 +399,14 @@ async def _sockets(job: Job) -> WorkerResult:
     await asyncio.gather(*(connect(account) for account in job.accounts))
     if _stop is not None:
         await asyncio.to_thread(_stop.wait)
-    await asyncio.sleep(float(job.params.get("drain_seconds", 0.5)))
+    # Let the backlog drain: wait (bounded) until every socket has seen the final state.
+    drain.final = _final.value if _final is not None else -1
+    drain.pending = {uid for uid, _ in job.accounts if last.get(uid) != drain.final}
+    if drain.pending and drain.final >= 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                drain.done.wait(), timeout=float(job.params.get("drain_seconds", 20.0))
+            )
 
     async def close(sio: socketio.AsyncClient) -> None:
         with contextlib.suppress(Exception):
@@ -398,6 +416,15 @@ async def _sockets(job: Job) -> WorkerResult:
     await asyncio.gather(*(close(sio) for sio in clients))
     result.extras.update(received=received, failures=failures, connected=len(clients))
     return result
+
+
+@dataclass(slots=True)
+class _Drain:
+    """After the last change: which sockets still wait for the final state."""
+
+    final: int = -1
+    pending: set[int] = field(default_factory=set)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def _close_http(sio: Any) -> None:
@@ -419,17 +446,19 @@ class LoadRunner:
         self.procs = max(1, procs)
         self.progress: Synchronized[int] = ctx.Value("q", 0)  # type: ignore[assignment]
         self.ready: Synchronized[int] = ctx.Value("q", 0)  # type: ignore[assignment]
+        self.final: Synchronized[int] = ctx.Value("q", -1)  # type: ignore[assignment]
         self.stop_event: MpEvent = ctx.Event()
         self._pool = ProcessPoolExecutor(
             max_workers=self.procs,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self.progress, self.ready, self.stop_event),
+            initargs=(self.progress, self.ready, self.final, self.stop_event),
         )
 
     def reset(self) -> None:
         self.progress.value = 0
         self.ready.value = 0
+        self.final.value = -1
         self.stop_event.clear()
 
     async def run(self, jobs: Sequence[Job]) -> list[WorkerResult]:

@@ -26,6 +26,7 @@ import aiohttp
 import psutil
 
 from benchmarks.loadgen import Account, LoadRunner
+from persistence.embedded import EmbeddedPostgres
 
 BENCH_JWT_SECRET = "boxoffice-bench-secret-not-for-production"
 PASSWORD = "bench-password-123"
@@ -203,38 +204,24 @@ def process_stats(service: Service) -> dict[str, float]:
 
 
 class Postgres:
-    """The bench's PostgreSQL: the project's embedded server in the bench DATA_DIR."""
+    """The bench's PostgreSQL: the project's embedded server in the bench DATA_DIR.
+
+    The system, the baseline and the audit all use this one server (the system through
+    DATABASE_URL), so the baseline runs against the same PostgreSQL as the system.
+    """
 
     def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
-        self._server: Any = None
+        self._server = EmbeddedPostgres(data_dir)
 
     def start(self) -> str:
-        try:
-            from persistence.embedded import EmbeddedPostgres
-        except ImportError:
-            import pgserver
-
-            self._server = pgserver.get_server(self._data_dir / "pgdata", cleanup_mode="stop")
-            return str(self._server.get_uri())
-        self._server = EmbeddedPostgres(self._data_dir)
-        return str(self._server.start())
+        return self._server.start()
 
     @property
     def pid(self) -> int | None:
-        if self._server is None:
-            return None
-        pid = getattr(self._server, "pid", None)
-        if pid is None and hasattr(self._server, "get_pid"):
-            pid = self._server.get_pid()
-        return int(pid) if pid else None
+        return self._server.pid
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        stop = getattr(self._server, "stop", None) or self._server.cleanup
-        stop()
-        self._server = None
+        self._server.stop()
 
 
 @dataclass(slots=True)

@@ -444,9 +444,9 @@ class LoadRunner:
     def __init__(self, procs: int) -> None:
         ctx = mp.get_context("spawn")
         self.procs = max(1, procs)
-        self.progress: Synchronized[int] = ctx.Value("q", 0)  # type: ignore[assignment]
-        self.ready: Synchronized[int] = ctx.Value("q", 0)  # type: ignore[assignment]
-        self.final: Synchronized[int] = ctx.Value("q", -1)  # type: ignore[assignment]
+        self.progress: Synchronized[int] = ctx.Value("q", 0)
+        self.ready: Synchronized[int] = ctx.Value("q", 0)
+        self.final: Synchronized[int] = ctx.Value("q", -1)
         self.stop_event: MpEvent = ctx.Event()
         self._pool = ProcessPoolExecutor(
             max_workers=self.procs,

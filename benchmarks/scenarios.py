@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -116,7 +116,7 @@ def merge(results: Sequence[WorkerResult]) -> tuple[list[Sample], dict[str, Any]
     return samples, extras
 
 
-def latency_rows(label: str, per_target: dict[str, Sequence[Sample]]) -> list[Row]:
+def latency_rows(label: str, per_target: Mapping[str, Sequence[Sample]]) -> list[Row]:
     lat = {name: latency_ms(samples) for name, samples in per_target.items()}
     return [
         Row(f"{label} p{q}", "ms", {n: pct(v, q) for n, v in lat.items()}, better="lower")
@@ -330,7 +330,9 @@ async def audit_system(
         _, tickets = await bench.request(
             "GET", f"{bench.targets.system}/api/events/{event_id}/tickets"
         )
-        category = next((c for c in tickets or [] if int(c.get("id", 0)) == category_id), {})
+        category: dict[str, Any] = next(
+            (c for c in tickets or [] if int(c.get("id", 0)) == category_id), {}
+        )
         available = category.get("availableSeats")
         if available == 0 or time.monotonic() > deadline:
             break

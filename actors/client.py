@@ -156,9 +156,15 @@ class Engine:
         """Bring categories back to life (after a restart, holds live only in actors)."""
         for category_id in category_ids:
             try:
-                await self._call(category_id, "ready")
+                await self.current(category_id)
             except EngineRefused:
                 log.warning("category %s no longer exists", category_id)
+
+    async def current(self, category_id: int) -> Availability:
+        """The category's state as its actor holds it, activating the actor if needed."""
+        availability: Availability = await self._call(category_id, "ready")
+        self._note_availability(availability)
+        return availability
 
     # -- reads, served from the feed mirror ---------------------------------------------------
 

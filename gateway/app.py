@@ -81,9 +81,11 @@ class _ByPrefix:
             await self.site(scope, receive, send)
 
 
-def create_app(runtime: Runtime) -> ASGIApp:
+def create_app(runtime: Runtime) -> socketio.ASGIApp:
     sio = create_realtime(runtime)
-    app: ASGIApp = socketio.ASGIApp(
-        sio, other_asgi_app=_ByPrefix(create_api(runtime), create_site())
-    )
-    return app
+    return socketio.ASGIApp(sio, other_asgi_app=_ByPrefix(create_api(runtime), create_site()))
+
+
+async def close_app(app: socketio.ASGIApp) -> None:
+    """End Socket.IO's background work once the servers have stopped taking connections."""
+    await app.engineio_server.shutdown()

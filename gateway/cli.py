@@ -74,14 +74,14 @@ def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
         log_level="warning",
         access_log=False,
         lifespan="off",
-        ws="none",
+        ws="websockets-sansio",
         timeout_graceful_shutdown=5,
     )
     return _Server(config)
 
 
 async def serve(settings: Settings) -> None:
-    from gateway.app import create_app
+    from gateway.app import close_app, create_app
     from gateway.system import System
 
     stop = asyncio.Event()
@@ -113,6 +113,8 @@ async def serve(settings: Settings) -> None:
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*serving, return_exceptions=True)
+        if front.app is not None:
+            await close_app(front.app)
         await system.stop()
         print("Boxoffice stopped", flush=True)
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import socketio
 
 from actors.client import EngineRefused
+from actors.lockids import category_of_lock
 from actors.messages import CategoryChanged, FeedItem, UserNotice
 from gateway.auth import InvalidToken, Principal
-from persistence import catalog
-from persistence.records import CategoryRecord, EventRecord
+from gateway.directory import Directory, NotOnSale
 from realtime.payloads import (
     NAMESPACE,
     BadPayload,
@@ -35,8 +35,6 @@ from realtime.payloads import (
 from realtime.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from actors.client import Engine
     from actors.messages import HoldsReleased
     from gateway.auth import TokenService
@@ -71,7 +69,7 @@ def create_realtime(runtime: Runtime) -> socketio.AsyncServer:
     )
     publisher = FeedPublisher(sio)
     service = RealtimeService(
-        sio, runtime.engine, EventDirectory(runtime.db), runtime.tokens, settings, publisher
+        sio, runtime.engine, runtime.directory, runtime.tokens, settings, publisher
     )
     service.register()
     runtime.engine.subscribe(publisher)
@@ -90,43 +88,6 @@ def _origin_policy(settings: Settings) -> Callable[[str | None, dict[str, Any]],
         return host is not None and origin == f"{scheme}://{host}"
 
     return allow
-
-
-class EventDirectory:
-    """Events by id from the catalogue, kept a few seconds: joins and locks read them often."""
-
-    def __init__(self, db: AsyncEngine, ttl_seconds: float = 2.0, capacity: int = 4096) -> None:
-        self._db = db
-        self._ttl = ttl_seconds
-        self._capacity = capacity
-        self._entries: dict[int, tuple[float, EventRecord]] = {}
-
-    async def get(self, event_id: int) -> EventRecord | None:
-        now = time.monotonic()
-        cached = self._entries.get(event_id)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        async with self._db.connect() as conn:
-            record = await catalog.get_event(conn, event_id)
-        if record is None:
-            self._entries.pop(event_id, None)
-            return None
-        if len(self._entries) >= self._capacity:
-            self._entries.clear()
-        self._entries[event_id] = (now, record)
-        return record
-
-    async def category(self, event_id: int, category_id: int) -> CategoryRecord:
-        """The category if it belongs to the event and both are on sale."""
-        event = await self.get(event_id)
-        if event is None:
-            raise BadPayload("Event not found")
-        for category in event.categories:
-            if category.id == category_id:
-                if not (event.is_active and category.is_active):
-                    raise BadPayload("This ticket category is not available")
-                return category
-        raise BadPayload("Ticket category not found for this event")
 
 
 class FeedPublisher:
@@ -211,14 +172,14 @@ class RealtimeService:
         self,
         sio: socketio.AsyncServer,
         engine: Engine,
-        events: EventDirectory,
+        directory: Directory,
         tokens: TokenService,
         settings: Settings,
         publisher: FeedPublisher,
     ) -> None:
         self._sio = sio
         self._engine = engine
-        self._events = events
+        self._directory = directory
         self._tokens = tokens
         self._settings = settings
         self._publisher = publisher
@@ -245,6 +206,8 @@ class RealtimeService:
             principal = self._tokens.verify(_token_of(environ, auth))
         except InvalidToken:
             raise socketio.exceptions.ConnectionRefusedError(UNAUTHORIZED) from None
+        if not await self._directory.user_exists(principal.user_id):
+            raise socketio.exceptions.ConnectionRefusedError(UNAUTHORIZED)
         loop = asyncio.get_running_loop()
         self._publisher.bind(loop)
         bucket = TokenBucket(
@@ -299,7 +262,7 @@ class RealtimeService:
             request = parse(EventRoomRequest, data)
         except BadPayload:
             return await self._join_failed(sid)
-        event = await self._events.get(request.event_id)
+        event = await self._directory.event(request.event_id)
         if event is None:
             return await self._join_failed(sid)
         await self._sio.enter_room(sid, event_room(event.id), namespace=NAMESPACE)
@@ -344,7 +307,7 @@ class RealtimeService:
         try:
             request = parse(LockRequest, data)
             check_quantity(request.quantity, self._settings.max_tickets_per_request)
-            await self._events.category(request.event_id, request.category_id)
+            await self._on_sale(request.event_id, request.category_id)
             placed = await self._engine.hold(
                 user_id=who.user_id,
                 event_id=request.event_id,
@@ -388,20 +351,26 @@ class RealtimeService:
 
     async def _release(self, who: Principal, request: UnlockRequest) -> HoldsReleased:
         if request.lock_id is not None:
-            hold = self._engine.find_hold(request.lock_id)
-            if hold is None:
+            category_id = category_of_lock(request.lock_id)
+            if category_id is None:
                 raise BadPayload("Lock not found or already released")
             # The engine refuses a hold of someone else (NOT_YOUR_HOLD): identity is the token's.
             return await self._engine.release(
-                user_id=who.user_id, category_id=hold.category_id, lock_id=request.lock_id
+                user_id=who.user_id, category_id=category_id, lock_id=request.lock_id
             )
         if request.category_id is None or request.quantity is None:
             raise BadPayload("Invalid payload: give lockId, or categoryId and quantity")
         if request.event_id is not None:
-            await self._events.category(request.event_id, request.category_id)
+            await self._on_sale(request.event_id, request.category_id)
         return await self._engine.release(
             user_id=who.user_id, category_id=request.category_id, quantity=request.quantity
         )
+
+    async def _on_sale(self, event_id: int, category_id: int) -> None:
+        try:
+            await self._directory.on_sale(event_id, category_id)
+        except NotOnSale as refused:
+            raise BadPayload(refused.message) from None
 
     async def get_my_locks(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
         holds = sorted(self._engine.holds_of(who.user_id), key=lambda hold: hold.expires_at)

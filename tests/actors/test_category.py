@@ -203,7 +203,7 @@ async def test_killed_actor_loses_no_confirmed_order_and_sells_nothing_twice(
     assert len({row.id for row in rows}) == len(rows) == sold_in_ledger
     assert len({row.lock_id for row in rows}) == len(rows)
 
-    state = await actor_of(engine, category.id).ready.remote()
+    state = await engine.current(category.id)
     assert state.sold == sold_in_ledger
     assert state.held + state.sold + state.available == seats
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
-from benchmarks.harness import BenchOptions, run
+from benchmarks.harness import BenchOptions, ServiceFailed, run
 from benchmarks.scenarios import SCENARIOS
 
 QUICK = {
@@ -107,4 +108,10 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
 
 def main(argv: list[str] | None = None) -> int:
     options = options_from(parser().parse_args(argv))
-    return asyncio.run(run(options))
+    try:
+        return asyncio.run(run(options))
+    except ServiceFailed as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

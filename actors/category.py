@@ -367,7 +367,7 @@ class CategoryActor:
                 sold=sold,
                 holds=holds,
                 now=time.time(),
-                version=int(saved.get("version", 0)) if saved else 0,
+                version=_version_from(saved),
                 confirmed_lock_ids=frozenset(confirmed),
             )
             self._hub = _feed_hub(self._config.namespace)
@@ -523,18 +523,33 @@ class CategoryActor:
         return self._inventory
 
 
+def _version_from(saved: dict[str, Any] | None) -> int:
+    try:
+        return max(int((saved or {}).get("version", 0)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _holds_from(saved: dict[str, Any] | None) -> list[Hold]:
-    if not saved:
+    """The holds of a snapshot; a row that is not one (hand-edited, older format) is skipped:
+    holds are ephemeral, and a bad snapshot must never keep a category from activating."""
+    rows = saved.get("holds") if saved else None
+    if not isinstance(rows, list):
         return []
-    return [
-        Hold(
-            lock_id=str(row["lockId"]),
-            owner=int(row["owner"]),
-            quantity=int(row["quantity"]),
-            expires_at=float(row["expiresAt"]),
-        )
-        for row in saved.get("holds", [])
-    ]
+    holds = []
+    for row in rows:
+        try:
+            holds.append(
+                Hold(
+                    lock_id=str(row["lockId"]),
+                    owner=int(row["owner"]),
+                    quantity=int(row["quantity"]),
+                    expires_at=float(row["expiresAt"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            log.warning("skipping a malformed hold in a snapshot: %r", row)
+    return [hold for hold in holds if hold.quantity > 0]
 
 
 def _feed_hub(namespace: str) -> Any:

@@ -159,6 +159,9 @@ class Engine:
                 await self.current(category_id)
             except EngineRefused:
                 log.warning("category %s no longer exists", category_id)
+            except Exception:
+                # Start-up must not hang on one category: its next call activates it again.
+                log.exception("category %s could not be activated", category_id)
 
     async def current(self, category_id: int) -> Availability:
         """The category's state as its actor holds it, activating the actor if needed."""
@@ -177,7 +180,10 @@ class Engine:
                 totals = await catalog.category_totals(conn, unknown)
             now = time.time()
             for cid, (event_id, total, sold) in totals.items():
-                known[cid] = Availability(event_id, cid, total, 0, sold, 0, now, 0)
+                # Kept: only an actor changes a category, and its first feed item (stamped
+                # later than this zero stamp) replaces the entry the moment it activates.
+                fallback = Availability(event_id, cid, total, 0, sold, 0, now, 0)
+                known[cid] = self._availability.setdefault(cid, fallback)
         return known
 
     def holds_of(self, user_id: int) -> list[HoldView]:

@@ -73,8 +73,7 @@ async def shape_events(runtime: Runtime, events: Sequence[EventRecord]) -> list[
 
 
 async def _load(runtime: Runtime, event_id: int) -> EventRecord:
-    async with runtime.db.connect() as conn:
-        event = await catalog.get_event(conn, event_id)
+    event = await runtime.directory.event(event_id)
     if event is None:
         raise ApiError(404, EVENT_NOT_FOUND)
     return event

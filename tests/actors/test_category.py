@@ -15,7 +15,7 @@ from actors.category import actor_name
 from actors.client import Engine, EngineRefused
 from actors.inventory import RefusalReason
 from actors.messages import HoldPlaced, OrderPlaced
-from persistence import ledger
+from persistence import ledger, snapshots
 from persistence.records import EventRecord
 from tests.actors.conftest import EngineFactory, draft_for
 
@@ -246,3 +246,28 @@ async def test_unknown_category_is_refused(engine: Engine) -> None:
     with pytest.raises(EngineRefused) as refused:
         await engine.hold(user_id=1, event_id=1, category_id=987_654_321, quantity=1)
     assert refused.value.reason is RefusalReason.CATEGORY_UNAVAILABLE
+
+
+async def test_a_malformed_snapshot_does_not_keep_a_category_down(
+    engine: Engine, make_category: Callable[..., Awaitable[EventRecord]], db: AsyncEngine
+) -> None:
+    event = await make_category(seats=5)
+    category = event.categories[0]
+    future = time.time() + 300
+    payload = {
+        "version": "not a number",
+        "holds": [
+            {"lockId": "lock_x", "quantity": 2},
+            {"lockId": "lock_ok", "owner": 7, "quantity": 2, "expiresAt": future},
+        ],
+    }
+    async with db.begin() as conn:
+        await snapshots.save_snapshot(conn, category.id, payload)
+    await engine.activate([category.id])
+    state = await engine.current(category.id)
+    assert (state.held, state.available) == (2, 3)
+
+    async def mirrored() -> bool:
+        return [h.lock_id for h in engine.holds_of(7)] == ["lock_ok"]
+
+    await eventually(mirrored)

@@ -5,6 +5,7 @@ Role checks and the parsing of shared parameters (ids, paging, Idempotency-Key) 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -23,7 +24,9 @@ MAX_IDEMPOTENCY_KEY = 200
 _bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/auth/login")
 
 
-def get_runtime(request: Request) -> Runtime:
+# Every dependency is `async def`: FastAPI runs a plain `def` one in a thread pool, a thread
+# hop per request on the hot path.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -62,7 +65,7 @@ async def current_organizer(caller: Caller) -> Principal:
 Organizer = Annotated[Principal, Depends(current_organizer)]
 
 
-def idempotency_key(
+async def idempotency_key(
     caller: Caller,
     key: Annotated[
         str | None,
@@ -87,16 +90,19 @@ EventId = Annotated[int, Path(ge=1, le=MAX_ID, description="Event id")]
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="Order id")]
 
 
+@dataclass(frozen=True, slots=True)
 class Page:
     """Optional `limit`/`offset`; without them a list endpoint answers everything."""
 
-    def __init__(
-        self,
-        limit: Annotated[int | None, Query(ge=1, le=100)] = None,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    ) -> None:
-        self.limit = limit
-        self.offset = offset
+    limit: int | None
+    offset: int
 
 
-Paging = Annotated[Page, Depends()]
+async def paging(
+    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Page:
+    return Page(limit, offset)
+
+
+Paging = Annotated[Page, Depends(paging)]

@@ -86,8 +86,12 @@ async def serve(settings: Settings) -> None:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    def handle_signals() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+    handle_signals()
 
     front = StartingApp()
     ports = dict.fromkeys([settings.api_gateway_port, settings.realtime_service_port])
@@ -100,6 +104,7 @@ async def serve(settings: Settings) -> None:
             {starting, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
         )
         if starting in done:
+            handle_signals()  # ray.init installs a SIGTERM handler of its own: ours again
             front.app = create_app(starting.result())
             host = settings.host
             print(f"Boxoffice API      http://{host}:{settings.api_gateway_port}/api", flush=True)
@@ -120,19 +125,19 @@ async def serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        # The harness has its own options; hand them over untouched, in order.
+        from benchmarks.cli import main as bench_main
+
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="boxoffice")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the whole system (configured from the environment)")
-    bench = commands.add_parser("bench", help="run the load-test harness", add_help=False)
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
-    args, extra = parser.parse_known_args(argv)
+    commands.add_parser("bench", help="run the load-test harness (see `boxoffice bench -h`)")
+    parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.command == "bench":
-        from benchmarks.cli import main as bench_main
-
-        return bench_main(list(args.rest) + extra)
-    if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings()
     try:
         asyncio.run(serve(settings))

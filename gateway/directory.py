@@ -7,6 +7,7 @@ An event edited or deleted through any gateway is dropped from every gateway's c
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 
@@ -35,6 +36,8 @@ class Directory:
         self._db = db
         self._engine = engine
         self._events: OrderedDict[int, tuple[float, EventRecord]] = OrderedDict()
+        self._loading: dict[int, asyncio.Future[EventRecord | None]] = {}
+        self._generation = 0  # bumped by every change notice
         self._users: set[int] = set()  # users are never deleted: once seen, known
         self._unsubscribe = engine.subscribe(self._on_feed)
 
@@ -46,11 +49,24 @@ class Directory:
         cached = self._events.get(event_id)
         if cached is not None and now - cached[0] < EVENT_LIFETIME_SECONDS:
             return cached[1]
+        # One query per event however many requests miss at once (a rush on a cold gateway).
+        loading = self._loading.get(event_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._fetch(event_id))
+            self._loading[event_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(event_id, None))
+        return await asyncio.shield(loading)
+
+    async def _fetch(self, event_id: int) -> EventRecord | None:
+        now = time.monotonic()
+        generation = self._generation
         async with self._db.connect() as conn:
             record = await catalog.get_event(conn, event_id)
         if record is None:
             self._events.pop(event_id, None)
             return None
+        if generation != self._generation:
+            return record  # an event changed while we read: this copy may predate it
         self._events[event_id] = (now, record)
         self._events.move_to_end(event_id)
         if len(self._events) > EVENT_CAPACITY:
@@ -83,9 +99,14 @@ class Directory:
 
     async def event_changed(self, event_id: int) -> None:
         """Call after an event's row changed: every gateway forgets it."""
-        self._events.pop(event_id, None)
+        self._forget(event_id)
         await self._engine.publish(CatalogChanged(event_id))
 
     def _on_feed(self, item: FeedItem) -> None:
         if isinstance(item, CatalogChanged):
-            self._events.pop(item.event_id, None)
+            self._forget(item.event_id)
+
+    def _forget(self, event_id: int) -> None:
+        self._generation += 1
+        self._events.pop(event_id, None)
+        self._loading.pop(event_id, None)

@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from starlette.responses import Response
 
 from gateway.auth import Role
 
@@ -110,6 +111,14 @@ class CamelOut(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, validate_by_name=True, serialize_by_alias=True
     )
+
+    def respond(self, status_code: int = 200) -> Response:
+        """This answer as a response, serialized once. Returned from a route, it skips
+        FastAPI's second validation of the model (the route's `response_model` still
+        documents it): the hot routes (reserve, buy) return this."""
+        return Response(
+            self.model_dump_json(), status_code=status_code, media_type="application/json"
+        )
 
 
 # -- auth ------------------------------------------------------------------------------------

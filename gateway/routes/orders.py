@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, status
+from starlette.responses import Response
 
 from gateway.deps import Caller, EventId, OrderId, Paging, RequestKey, RuntimeDep
 from gateway.processing import (
@@ -53,7 +54,7 @@ def shape(order: OrderRecord) -> OrderOut:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut, responses=_REFUSALS)
 async def create_order(
     body: OrderIn, caller: Caller, request_key: RequestKey, runtime: RuntimeDep
-) -> OrderOut:
+) -> Response:
     order = await place_order(
         runtime,
         caller,
@@ -63,7 +64,7 @@ async def create_order(
         notes=body.notes,
         request_key=request_key,
     )
-    return shape(order)
+    return shape(order).respond(status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -74,7 +75,7 @@ async def create_order(
 )
 async def create_order_with_lock(
     body: OrderWithLockIn, caller: Caller, request_key: RequestKey, runtime: RuntimeDep
-) -> OrderOut:
+) -> Response:
     order = await place_order(
         runtime,
         caller,
@@ -85,7 +86,7 @@ async def create_order_with_lock(
         request_key=request_key,
         lock_id=body.lock_id,
     )
-    return shape(order)
+    return shape(order).respond(status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=list[OrderOut])

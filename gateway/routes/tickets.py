@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
+from starlette.responses import Response
 
 from gateway.deps import Caller, RuntimeDep
 from gateway.errors import ApiError, invalid
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/events/tickets", tags=["tickets"])
 
 
 @router.post("/reserve", status_code=status.HTTP_201_CREATED, response_model=ReserveOut)
-async def reserve(body: ReserveIn, caller: Caller, runtime: RuntimeDep) -> ReserveOut:
+async def reserve(body: ReserveIn, caller: Caller, runtime: RuntimeDep) -> Response:
     check_quantity(runtime, body.quantity)
     await category_on_sale(runtime, body.event_id, body.category_id)
     placed = await runtime.engine.hold(
@@ -37,7 +38,7 @@ async def reserve(body: ReserveIn, caller: Caller, runtime: RuntimeDep) -> Reser
         event_id=placed.hold.event_id,
         category_id=placed.hold.category_id,
         quantity=placed.hold.quantity,
-    )
+    ).respond(status.HTTP_201_CREATED)
 
 
 @router.post("/release", response_model=ReleaseOut)

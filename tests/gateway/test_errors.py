@@ -153,6 +153,10 @@ async def test_cors(client: httpx.AsyncClient) -> None:
     unauthorized = await client.get("/api/user", headers={"Origin": "http://localhost:3000"})
     assert unauthorized.status_code == 401
     assert unauthorized.headers["access-control-allow-origin"] == "http://localhost:3000"
+    # Without an Origin there are no CORS headers, but caches still learn the answer varies.
+    plain = await client.get("/api/events")
+    assert "access-control-allow-origin" not in plain.headers
+    assert "Origin" in plain.headers["vary"]
 
 
 async def test_cors_origins_are_configurable(start_system) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -108,6 +109,8 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
 
 def main(argv: list[str] | None = None) -> int:
     options = options_from(parser().parse_args(argv))
+    # SIGTERM as Ctrl-C: the harness unwinds and stops the servers it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return asyncio.run(run(options))
     except ServiceFailed as exc:

@@ -92,7 +92,7 @@ def stop(served: Served) -> list[psutil.Process]:
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(60) == 0
     _, alive = psutil.wait_procs(tree, timeout=30)
-    return alive
+    return list(alive)
 
 
 def call(served: Served, method: str, path: str, token: str | None = None, **kw: Any) -> Any:

@@ -4,6 +4,7 @@ A minimal FastAPI app that verifies the system's JWT and returns; the harness ru
 same uvicorn settings as the gateway and reports every hold figure as a ratio to it.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException
@@ -21,9 +22,8 @@ class ReserveBody(BaseModel):
     quantity: int
 
 
-def create_app(settings: Settings) -> FastAPI:
-    tokens = TokenService(settings.resolved_jwt_secret(), settings.token_lifetime)
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+def bearer_principal(tokens: TokenService) -> Callable[..., Awaitable[Principal]]:
+    """The Authorization check every app of the bench makes: the system's tokens, 401 else."""
 
     async def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -33,6 +33,15 @@ def create_app(settings: Settings) -> FastAPI:
             return tokens.verify(token)
         except InvalidToken as exc:
             raise HTTPException(status_code=401, detail="Unauthorized") from exc
+
+    return principal
+
+
+def create_app(settings: Settings) -> FastAPI:
+    tokens = TokenService(settings.resolved_jwt_secret(), settings.token_lifetime)
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    principal = bearer_principal(tokens)
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:

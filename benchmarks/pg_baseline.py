@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.auth import InvalidToken, Principal, TokenService
+from benchmarks.ceiling import bearer_principal
+from gateway.auth import Principal, TokenService
 from gateway.config import Settings
 
 SCHEMA = (
@@ -137,14 +138,7 @@ def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
             status_code=exc.status,
         )
 
-    async def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        try:
-            if scheme.lower() != "bearer":
-                raise InvalidToken("not a bearer token")
-            return tokens.verify(token)
-        except InvalidToken as exc:
-            raise HTTPException(status_code=401, detail="Unauthorized") from exc
+    principal = bearer_principal(tokens)
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:

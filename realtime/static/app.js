@@ -314,10 +314,15 @@
 
   // -- orders ------------------------------------------------------------------------------
 
+  // Loads can overlap (a purchase and its `order-completed` both ask): only the newest renders,
+  // or a slow answer from before the completion would paint the order pending again.
+  let ordersLoad = 0;
   async function loadOrders() {
     if (!state.token) return;
+    const mine = ++ordersLoad;
     try {
       const orders = await api("/orders");
+      if (mine !== ordersLoad) return;
       const list = $("orders-list");
       list.replaceChildren();
       for (const order of orders) {

@@ -7,10 +7,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import socketio
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
@@ -18,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import realtime
+from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
 from gateway.routes import auth, events, health, orders, tickets, users
 from gateway.system import Runtime
@@ -43,8 +48,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     api.state.runtime = runtime
-    for module in (auth, users, tickets, events, orders, health):
-        api.include_router(module.router, prefix=API_PREFIX)
+    routers = [module.router for module in (auth, users, tickets, events, orders, health)]
+    for router in routers:
+        api.include_router(router, prefix=API_PREFIX)
     install_error_handlers(api)
     api.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
     # Outermost, so refusals (401, 413...) carry CORS headers a browser can read.
@@ -55,7 +61,44 @@ def create_api(runtime: Runtime) -> FastAPI:
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    document_bearer(api, routers)
     return api
+
+
+def document_bearer(api: FastAPI, routers: list[APIRouter]) -> None:
+    """Mark in the OpenAPI document every operation that needs a token.
+
+    Routes read the token in `current_principal` (one flat dependency, for speed) rather than
+    through FastAPI's security classes, so the scheme is added to the document here.
+    """
+
+    def needs_token(dependant: Dependant) -> bool:
+        return dependant.call is current_principal or any(
+            needs_token(sub) for sub in dependant.dependencies
+        )
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = get_openapi(
+                title=api.title,
+                version=api.version,
+                description=api.description,
+                routes=api.routes,
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            }
+            routes = [route for router in routers for route in router.routes]
+            for route in routes:
+                if isinstance(route, APIRoute) and needs_token(route.dependant):
+                    operations = schema["paths"].get(API_PREFIX + route.path_format, {})
+                    for method in route.methods or ():
+                        if method.lower() in operations:
+                            operations[method.lower()]["security"] = [{"bearer": []}]
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
 
 class CrossOrigin(CORSMiddleware):

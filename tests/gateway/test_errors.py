@@ -192,6 +192,14 @@ async def test_docs_health_and_page(client: httpx.AsyncClient) -> None:
         "/api/health",
     ]:
         assert path in schema["paths"], path
+    # The docs say which operations need a token, and only those.
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    paths = schema["paths"]
+    assert paths["/api/events/tickets/reserve"]["post"]["security"] == [{"bearer": []}]
+    assert paths["/api/events"]["post"]["security"] == [{"bearer": []}]
+    assert paths["/api/orders/{id}/cancel"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in paths["/api/events"]["get"]
+    assert "security" not in paths["/api/auth/login"]["post"]
     health = await client.get("/api/health")
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "database": True, "ray": True}

@@ -53,6 +53,9 @@ from persistence.records import OrderDraft
 log = logging.getLogger(__name__)
 
 RECENT_REQUESTS = 10_000
+LEDGER_REFUSAL = Refused(
+    RefusalReason.LEDGER_UNAVAILABLE, "Orders cannot be recorded right now; try again"
+)
 
 
 class ActorRetired(Exception):
@@ -129,9 +132,8 @@ class CategoryActor:
         loop = asyncio.get_running_loop()
         outcomes: list[Outcome | None] = [None] * len(commands)
         writes: list[tuple[int, ConfirmHold | Buy, str]] = []
-        joins: list[
-            tuple[int, asyncio.Future[PlacedOrder]]
-        ] = []  # replays of an order being written right now
+        # replays of an order being written right now: they wait for it
+        joins: list[tuple[int, asyncio.Future[PlacedOrder]]] = []
         lookups: list[tuple[int, ConfirmHold]] = []
         cancels: list[tuple[int, CancelOrder]] = []
         # Synchronous section: every seat decision happens here, with no await in between.
@@ -170,8 +172,12 @@ class CategoryActor:
             self._mark_changed(inventory)  # the confirming holds count as held meanwhile
             await self._settle_writes(inventory, writes, outcomes)
         for index, writing in joins:
-            result = await asyncio.shield(writing)
-            outcomes[index] = OrderPlaced(result.record, self._availability(inventory), True)
+            try:
+                result = await asyncio.shield(writing)
+            except Exception:
+                outcomes[index] = LEDGER_REFUSAL
+            else:
+                outcomes[index] = OrderPlaced(result.record, self._availability(inventory), True)
         for index, confirm in lookups:
             outcomes[index] = await self._replayed_confirm(confirm)
         for index, cancel in cancels:
@@ -242,15 +248,18 @@ class CategoryActor:
                 [(command.draft, lock_id) for _, command, lock_id in writes]
             )
         except Exception as exc:
-            for (_, command, lock_id), future in zip(writes, settled, strict=True):
+            # Only these orders fail, each back as it was; the rest of the batch stands.
+            log.exception("the ledger refused %d orders", len(writes))
+            for (index, command, lock_id), future in zip(writes, settled, strict=True):
                 inventory.abort_confirm(lock_id)
                 if isinstance(command, Buy):
                     inventory.release(lock_id, command.owner)
                 del self._confirming[lock_id]
                 future.set_exception(exc)
-                future.exception()  # joiners re-raise it; nobody else needs to look
+                future.exception()  # joiners look at it; nobody else needs to
+                outcomes[index] = LEDGER_REFUSAL
             self._mark_changed(inventory)
-            raise
+            return
         removed = []
         for (index, command, lock_id), result, future in zip(writes, placed, settled, strict=True):
             if result.replayed:

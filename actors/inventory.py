@@ -20,6 +20,8 @@ class RefusalReason(StrEnum):
     CATEGORY_UNAVAILABLE = "category_unavailable"
     ORDER_NOT_FOUND = "order_not_found"
     ORDER_ALREADY_CANCELLED = "order_already_cancelled"
+    # Not the category's decision: the ledger could not be written. Nothing changed.
+    LEDGER_UNAVAILABLE = "ledger_unavailable"
 
 
 class Refusal(Exception):

@@ -33,6 +33,7 @@ REFUSAL_STATUS: Mapping[RefusalReason, int] = {
     RefusalReason.CATEGORY_UNAVAILABLE: 409,
     RefusalReason.ORDER_NOT_FOUND: 404,
     RefusalReason.ORDER_ALREADY_CANCELLED: 409,
+    RefusalReason.LEDGER_UNAVAILABLE: 503,
 }
 
 

@@ -271,3 +271,35 @@ async def test_a_malformed_snapshot_does_not_keep_a_category_down(
         return [h.lock_id for h in engine.holds_of(7)] == ["lock_ok"]
 
     await eventually(mirrored)
+
+
+async def test_a_ledger_failure_refuses_only_its_orders_and_changes_nothing(
+    engine: Engine,
+    make_category: Callable[..., Awaitable[EventRecord]],
+    make_buyer: Callable[[], Awaitable[int]],
+    db: AsyncEngine,
+) -> None:
+    event = await make_category(seats=6)
+    category = event.categories[0]
+    buyer = await make_buyer()
+    ghost = 2_000_000_000  # no such user: the ledger's foreign key refuses the order
+
+    async def outcome(work: Awaitable[Any]) -> Any:
+        try:
+            return await work
+        except EngineRefused as refused:
+            return refused.reason
+
+    results = await asyncio.gather(
+        outcome(engine.buy(draft=draft_for(event, ghost, 2))),
+        outcome(engine.hold(user_id=buyer, event_id=event.id, category_id=category.id, quantity=1)),
+        outcome(engine.buy(draft=draft_for(event, ghost, 1))),
+    )
+    assert results[0] is RefusalReason.LEDGER_UNAVAILABLE
+    assert results[2] is RefusalReason.LEDGER_UNAVAILABLE
+    assert isinstance(results[1], HoldPlaced)
+    state = await engine.current(category.id)
+    assert (state.held, state.sold, state.available) == (1, 0, 5)
+    assert await ledger_sold(db, category.id) == 0
+    good = await engine.buy(draft=draft_for(event, buyer, 5))
+    assert good.availability.available == 0

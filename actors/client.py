@@ -190,9 +190,6 @@ class Engine:
         now = time.time()
         return [h for h in self._holds.values() if h.owner == user_id and h.expires_at > now]
 
-    def find_hold(self, lock_id: str) -> HoldView | None:
-        return self._holds.get(lock_id)
-
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)

@@ -75,7 +75,7 @@ async def test_holds_expire_without_any_caller(
         return current.held == 0 and current.available == 5
 
     await eventually(freed)
-    assert engine.find_hold(placed.hold.lock_id) is None
+    assert engine.holds_of(1) == []
     with pytest.raises(EngineRefused) as refused:
         await engine.confirm(lock_id=placed.hold.lock_id, draft=draft_for(event, 1, 3))
     assert refused.value.reason is RefusalReason.HOLD_NOT_FOUND

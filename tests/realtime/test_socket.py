@@ -302,8 +302,8 @@ async def test_a_payload_user_id_never_changes_who_owns_a_lock(
     await attacker_socket.emit("lock-tickets", payload)
     reply = await attacker_socket.next("lock-tickets-response")
     assert reply["success"] is True
-    hold = live_system.runtime.engine.find_hold(reply["lockId"])
-    assert hold is not None and hold.owner == attacker.id
+    owned = live_system.runtime.engine.holds_of(attacker.id)
+    assert [hold.lock_id for hold in owned] == [reply["lockId"]]
 
     await victim_socket.emit("get-my-locks")
     assert (await victim_socket.next("my-locks-response"))["locks"] == []

@@ -152,16 +152,24 @@ class Engine:
         command = CancelOrder(new_request_id(), order.id)
         return _expect(await self._submit(order.category_id, command), OrderCancelled)
 
-    async def activate(self, category_ids: Sequence[int]) -> None:
-        """Bring categories back to life (after a restart, holds live only in actors)."""
-        for category_id in category_ids:
-            try:
-                await self.current(category_id)
-            except EngineRefused:
-                log.warning("category %s no longer exists", category_id)
-            except Exception:
-                # Start-up must not hang on one category: its next call activates it again.
-                log.exception("category %s could not be activated", category_id)
+    async def activate(self, category_ids: Sequence[int], at_once: int = 8) -> None:
+        """Bring categories back to life (after a restart, holds live only in actors).
+
+        Several at a time: each activation starts a worker process, about a second.
+        """
+        slots = asyncio.Semaphore(at_once)
+
+        async def one(category_id: int) -> None:
+            async with slots:
+                try:
+                    await self.current(category_id)
+                except EngineRefused:
+                    log.warning("category %s no longer exists", category_id)
+                except Exception:
+                    # Start-up must not hang on one category: its next call activates it.
+                    log.exception("category %s could not be activated", category_id)
+
+        await asyncio.gather(*(one(category_id) for category_id in category_ids))
 
     async def current(self, category_id: int) -> Availability:
         """The category's state as its actor holds it, activating the actor if needed."""

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from actors.client import Engine
 from actors.config import EngineConfig
 from persistence import catalog, users
-from persistence.records import CategoryDraft, EventDraft, EventRecord, OrderDraft
+from persistence.records import CategoryDraft, EventDraft, EventRecord
 from tests.fixtures.ray_runtime import kill_namespace
 
 EngineFactory = Callable[..., Awaitable[Engine]]
@@ -78,19 +78,3 @@ def make_buyer(db: AsyncEngine) -> Callable[[], Awaitable[int]]:
         return user.id
 
     return make
-
-
-def draft_for(
-    event: EventRecord, user_id: int, quantity: int, key: str | None = None
-) -> OrderDraft:
-    category = event.categories[0]
-    return OrderDraft(
-        user_id=user_id,
-        event_id=event.id,
-        category_id=category.id,
-        quantity=quantity,
-        unit_price=category.price,
-        event_name=event.event_name,
-        category_name=category.category_name,
-        request_key=key,
-    )

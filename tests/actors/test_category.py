@@ -17,7 +17,8 @@ from actors.inventory import RefusalReason
 from actors.messages import HoldPlaced, OrderPlaced
 from persistence import ledger, snapshots
 from persistence.records import EventRecord
-from tests.actors.conftest import EngineFactory, draft_for
+from tests.actors.conftest import EngineFactory
+from tests.fixtures.orders import order_draft
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
@@ -77,7 +78,7 @@ async def test_holds_expire_without_any_caller(
     await eventually(freed)
     assert engine.holds_of(1) == []
     with pytest.raises(EngineRefused) as refused:
-        await engine.confirm(lock_id=placed.hold.lock_id, draft=draft_for(event, 1, 3))
+        await engine.confirm(lock_id=placed.hold.lock_id, draft=order_draft(event, 1, 3))
     assert refused.value.reason is RefusalReason.HOLD_NOT_FOUND
 
 
@@ -96,15 +97,15 @@ async def test_lock_is_confirmed_once_by_its_owner_only(
     lock_id = placed.hold.lock_id
 
     with pytest.raises(EngineRefused) as stolen:
-        await engine.confirm(lock_id=lock_id, draft=draft_for(event, thief, 2))
+        await engine.confirm(lock_id=lock_id, draft=order_draft(event, thief, 2))
     assert stolen.value.reason is RefusalReason.NOT_YOUR_HOLD
     with pytest.raises(EngineRefused) as wrong_size:
-        await engine.confirm(lock_id=lock_id, draft=draft_for(event, owner, 3))
+        await engine.confirm(lock_id=lock_id, draft=order_draft(event, owner, 3))
     assert wrong_size.value.reason is RefusalReason.HOLD_MISMATCH
 
     first, second = await asyncio.gather(
-        engine.confirm(lock_id=lock_id, draft=draft_for(event, owner, 2)),
-        engine.confirm(lock_id=lock_id, draft=draft_for(event, owner, 2)),
+        engine.confirm(lock_id=lock_id, draft=order_draft(event, owner, 2)),
+        engine.confirm(lock_id=lock_id, draft=order_draft(event, owner, 2)),
         return_exceptions=True,
     )
     orders = [r for r in (first, second) if isinstance(r, OrderPlaced)]
@@ -123,7 +124,7 @@ async def test_buy_with_the_same_key_creates_one_order(
 ) -> None:
     event = await make_category(seats=10)
     buyer = await make_buyer()
-    draft = draft_for(event, buyer, 2, key=f"{buyer}:abc")
+    draft = order_draft(event, buyer, 2, request_key=f"{buyer}:abc")
     results = await asyncio.gather(*(engine.buy(draft=draft) for _ in range(5)))
     assert len({r.order.id for r in results}) == 1
     assert sum(not r.replayed for r in results) == 1
@@ -142,7 +143,7 @@ async def test_cancel_returns_seats_exactly_once(
 ) -> None:
     event = await make_category(seats=4)
     buyer = await make_buyer()
-    placed = await engine.buy(draft=draft_for(event, buyer, 3))
+    placed = await engine.buy(draft=order_draft(event, buyer, 3))
     results = await asyncio.gather(
         *(engine.cancel(order=placed.order) for _ in range(3)), return_exceptions=True
     )
@@ -172,7 +173,7 @@ async def test_killed_actor_loses_no_confirmed_order_and_sells_nothing_twice(
         )
 
     async def confirm(placed: HoldPlaced) -> OrderPlaced | RefusalReason:
-        draft = draft_for(event, placed.hold.owner, 1)
+        draft = order_draft(event, placed.hold.owner, 1)
         try:
             return await engine.confirm(lock_id=placed.hold.lock_id, draft=draft)
         except EngineRefused as refused:
@@ -180,7 +181,7 @@ async def test_killed_actor_loses_no_confirmed_order_and_sells_nothing_twice(
 
     async def buy(buyer: int) -> OrderPlaced | RefusalReason:
         try:
-            return await engine.buy(draft=draft_for(event, buyer, 1))
+            return await engine.buy(draft=order_draft(event, buyer, 1))
         except EngineRefused as refused:
             return refused.reason
 
@@ -217,7 +218,7 @@ async def test_passivation_and_reactivation_keep_the_numbers(
     event = await make_category(seats=9)
     category = event.categories[0]
     buyer = await make_buyer()
-    await engine.buy(draft=draft_for(event, buyer, 4))
+    await engine.buy(draft=order_draft(event, buyer, 4))
     placed = await engine.hold(
         user_id=buyer, event_id=event.id, category_id=category.id, quantity=2
     )
@@ -291,9 +292,9 @@ async def test_a_ledger_failure_refuses_only_its_orders_and_changes_nothing(
             return refused.reason
 
     results = await asyncio.gather(
-        outcome(engine.buy(draft=draft_for(event, ghost, 2))),
+        outcome(engine.buy(draft=order_draft(event, ghost, 2))),
         outcome(engine.hold(user_id=buyer, event_id=event.id, category_id=category.id, quantity=1)),
-        outcome(engine.buy(draft=draft_for(event, ghost, 1))),
+        outcome(engine.buy(draft=order_draft(event, ghost, 1))),
     )
     assert results[0] is RefusalReason.LEDGER_UNAVAILABLE
     assert results[2] is RefusalReason.LEDGER_UNAVAILABLE
@@ -301,5 +302,5 @@ async def test_a_ledger_failure_refuses_only_its_orders_and_changes_nothing(
     state = await engine.current(category.id)
     assert (state.held, state.sold, state.available) == (1, 0, 5)
     assert await ledger_sold(db, category.id) == 0
-    good = await engine.buy(draft=draft_for(event, buyer, 5))
+    good = await engine.buy(draft=order_draft(event, buyer, 5))
     assert good.availability.available == 0

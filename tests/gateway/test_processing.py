@@ -4,28 +4,15 @@ order and returns its seats; an order left pending by a crash completes at the n
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 from actors.messages import FeedItem, UserNotice
 from gateway.auth import Role
 from gateway.processing import OrderProcessor
 from persistence import ledger
-from persistence.records import EventRecord, OrderDraft, OrderRecord, OrderStatus
+from persistence.records import OrderRecord, OrderStatus
+from tests.fixtures.orders import order_draft
 from tests.fixtures.system import LiveSystem
 from tests.gateway.conftest import MakeEvent, MakeUser, poll
-
-
-def _draft(event: EventRecord, user_id: int, quantity: int) -> OrderDraft:
-    category = event.categories[0]
-    return OrderDraft(
-        user_id=user_id,
-        event_id=event.id,
-        category_id=category.id,
-        quantity=quantity,
-        unit_price=Decimal(category.price),
-        event_name=event.event_name,
-        category_name=category.category_name,
-    )
 
 
 async def _status(live: LiveSystem, order_id: int) -> OrderStatus | None:
@@ -57,8 +44,8 @@ async def test_declined_payment_cancels_and_returns_the_seats(
         await processor.start()
         unsubscribe = runtime.engine.subscribe(listen)
         try:
-            small = await runtime.engine.buy(draft=_draft(event, buyer.id, 2))
-            big = await runtime.engine.buy(draft=_draft(event, buyer.id, 4))
+            small = await runtime.engine.buy(draft=order_draft(event, buyer.id, 2))
+            big = await runtime.engine.buy(draft=order_draft(event, buyer.id, 4))
             processor.submit(small.order)
             processor.submit(big.order)
             await processor.idle()
@@ -86,7 +73,7 @@ async def test_orders_left_pending_complete_at_the_next_start(
     event = await make_event(organizer, seats=(5,))
     runtime = live_system.runtime
     # Placed but never submitted: as if the gateway died right after the ledger write.
-    placed = await live_system.call(runtime.engine.buy(draft=_draft(event, buyer.id, 1)))
+    placed = await live_system.call(runtime.engine.buy(draft=order_draft(event, buyer.id, 1)))
     assert await _status(live_system, placed.order.id) is OrderStatus.PENDING
 
     async def restart_processor() -> None:

@@ -24,7 +24,10 @@ from persistence.ledger import (
     sold_seats,
 )
 from persistence.records import CategoryRecord, EventRecord, OrderDraft, OrderStatus
+from tests.fixtures.orders import order_draft
 from tests.persistence.conftest import MakeEvent, MakeUser, unique
+
+NOTES = "front row please"
 
 
 def draft(
@@ -35,17 +38,8 @@ def draft(
     category: CategoryRecord | None = None,
     request_key: str | None = None,
 ) -> OrderDraft:
-    category = category or event.categories[0]
-    return OrderDraft(
-        user_id=user_id,
-        event_id=event.id,
-        category_id=category.id,
-        quantity=quantity,
-        unit_price=category.price,
-        event_name=event.event_name,
-        category_name=category.category_name,
-        notes="front row please",
-        request_key=request_key,
+    return order_draft(
+        event, user_id, quantity, category=category, request_key=request_key, notes=NOTES
     )
 
 
@@ -76,7 +70,7 @@ async def test_insert_orders_writes_a_batch_in_input_order(
     record = placed[0].record
     assert record.status is OrderStatus.PENDING
     assert record.unit_price == Decimal("12.50") and record.total_price == Decimal("25.00")
-    assert record.notes == "front row please" and record.created_at.tzinfo is not None
+    assert record.notes == NOTES and record.created_at.tzinfo is not None
     assert record.request_key == items[0][0].request_key
     assert await counters(db, first.id) == (7, 7)
     assert await counters(db, second.id) == (3, 3)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
+from gateway.auth import Principal
 from gateway.deps import Caller, EventId, OrderId, Paging, RequestKey, RuntimeDep
 from gateway.processing import (
     all_visible_orders,
@@ -20,6 +21,7 @@ from gateway.processing import (
     visible_order,
 )
 from gateway.schemas import OrderIn, OrderOut, OrderWithLockIn
+from gateway.system import Runtime
 from persistence.records import OrderRecord
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -55,16 +57,7 @@ def shape(order: OrderRecord) -> OrderOut:
 async def create_order(
     body: OrderIn, caller: Caller, request_key: RequestKey, runtime: RuntimeDep
 ) -> Response:
-    order = await place_order(
-        runtime,
-        caller,
-        event_id=body.event_id,
-        category_id=body.category_id,
-        quantity=body.quantity,
-        notes=body.notes,
-        request_key=request_key,
-    )
-    return shape(order).respond(status.HTTP_201_CREATED)
+    return await _place(runtime, caller, body, request_key, lock_id=None)
 
 
 @router.post(
@@ -76,6 +69,16 @@ async def create_order(
 async def create_order_with_lock(
     body: OrderWithLockIn, caller: Caller, request_key: RequestKey, runtime: RuntimeDep
 ) -> Response:
+    return await _place(runtime, caller, body, request_key, lock_id=body.lock_id)
+
+
+async def _place(
+    runtime: Runtime,
+    caller: Principal,
+    body: OrderIn,
+    request_key: str | None,
+    lock_id: str | None,
+) -> Response:
     order = await place_order(
         runtime,
         caller,
@@ -84,7 +87,7 @@ async def create_order_with_lock(
         quantity=body.quantity,
         notes=body.notes,
         request_key=request_key,
-        lock_id=body.lock_id,
+        lock_id=lock_id,
     )
     return shape(order).respond(status.HTTP_201_CREATED)
 

@@ -24,7 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import realtime
 from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
+from gateway.hotpaths import HotPaths, HotRoute
 from gateway.routes import auth, events, health, orders, tickets, users
+from gateway.schemas import ReserveIn
 from gateway.system import Runtime
 from realtime.server import create_realtime
 
@@ -144,7 +146,13 @@ class _ByPrefix:
 
 def create_app(runtime: Runtime) -> socketio.ASGIApp:
     sio = create_realtime(runtime)
-    return socketio.ASGIApp(sio, other_asgi_app=_ByPrefix(create_api(runtime), create_site()))
+    api = HotPaths(create_api(runtime), hot_routes(), runtime.settings.max_body_bytes)
+    return socketio.ASGIApp(sio, other_asgi_app=_ByPrefix(api, create_site()))
+
+
+def hot_routes() -> dict[str, HotRoute]:
+    """The routes a load puts on one category (see `gateway.hotpaths`), by path."""
+    return {f"{API_PREFIX}/events/tickets/reserve": HotRoute(ReserveIn, tickets.hold_seats)}
 
 
 async def close_app(app: socketio.ASGIApp) -> None:

@@ -42,10 +42,15 @@ async def current_principal(request: Request) -> Principal:
     (`HTTPBearer`) spent a tenth of a hot request on per-request introspection. The API docs
     still show the scheme (`gateway.app.document_bearer`).
     """
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    runtime: Runtime = request.app.state.runtime
+    return await authenticate(runtime, request.headers.get("authorization", ""))
+
+
+async def authenticate(runtime: Runtime, authorization: str) -> Principal:
+    """The principal of an `Authorization` header's value, or a 401 `ApiError`."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise unauthorized()
-    runtime: Runtime = request.app.state.runtime
     try:
         principal = runtime.tokens.verify(token)
     except InvalidToken:

@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
+from gateway.auth import Principal
 from gateway.deps import Caller, RuntimeDep
 from gateway.errors import ApiError, invalid
 from gateway.processing import category_on_sale, check_quantity
 from gateway.schemas import ReleaseIn, ReleaseOut, ReserveIn, ReserveOut
+from gateway.system import Runtime
 from persistence import catalog
 
 router = APIRouter(prefix="/events/tickets", tags=["tickets"])
@@ -21,6 +23,11 @@ router = APIRouter(prefix="/events/tickets", tags=["tickets"])
 
 @router.post("/reserve", status_code=status.HTTP_201_CREATED, response_model=ReserveOut)
 async def reserve(body: ReserveIn, caller: Caller, runtime: RuntimeDep) -> Response:
+    return await hold_seats(runtime, caller, body)
+
+
+async def hold_seats(runtime: Runtime, caller: Principal, body: ReserveIn) -> Response:
+    """The reserve route's work, also served by `gateway.hotpaths` without FastAPI."""
     check_quantity(runtime, body.quantity)
     await category_on_sale(runtime, body.event_id, body.category_id)
     placed = await runtime.engine.hold(

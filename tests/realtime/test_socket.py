@@ -172,6 +172,33 @@ async def test_lock_tickets_answers_and_the_room_sees_it(
     }
 
 
+async def test_a_room_update_reaches_websocket_and_polling_sockets_and_no_other_room(
+    live_system: LiveSystem, make_user: MakeUser, make_event: MakeEvent, connect: Connect
+) -> None:
+    organizer = await make_user(Role.ORGANIZER)
+    event = await make_event(organizer, seats=(10,))
+    elsewhere = await make_event(organizer, seats=(10,))
+    watchers = [
+        await connect(live_system.api, (await make_user()).token, transports=transports)
+        for transports in (("websocket",), ("polling",), ("polling",), ("websocket",))
+    ]
+    for watcher in watchers[:3]:
+        await joined(watcher, event)
+    await joined(watchers[3], elsewhere)
+    locker = await connect(live_system.api, (await make_user()).token)
+
+    assert (await lock(locker, event, 4))["success"] is True
+
+    for watcher in watchers[:3]:
+        update = await watcher.next("availability-update", lambda u: u["lockedTickets"] == 4)
+        assert (update["eventId"], update["availableTickets"]) == (event.id, 6)
+    await joined(watchers[3], event)  # its own room view proves the change was published
+    assert [u["eventId"] for u in watchers[3].received["availability-update"]] == [
+        elsewhere.id,
+        event.id,
+    ]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -162,21 +162,63 @@ class Service:
             return []
 
 
-def tree_cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process and all its descendants."""
-    if pid is None:
-        return 0.0
-    total = 0.0
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            total += times.user + times.system
-    return total
+def tree_cpu(pids: Sequence[int | None]) -> dict[tuple[int, float], float]:
+    """User + system CPU seconds of each process in the trees under `pids`, keyed by pid and
+    start time (a pid can be reused)."""
+    seen: dict[tuple[int, float], float] = {}
+    for pid in pids:
+        if pid is None:
+            continue
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                seen[(proc.pid, proc.create_time())] = times.user + times.system
+    return seen
+
+
+class CpuMeter:
+    """CPU seconds that process trees spend during an `async with` block.
+
+    Counted per process and sampled as it runs: a process that exits in the block (a category
+    actor passivating, a PostgreSQL backend closing) keeps what it spent until its last sample
+    instead of taking its whole lifetime out of a tree's total.
+    """
+
+    def __init__(self, pids: Sequence[int | None], every: float = 0.25) -> None:
+        self.pids = list(pids)
+        self.every = every
+        self.start: dict[tuple[int, float], float] = {}
+        self.last: dict[tuple[int, float], float] = {}
+        self._sampler: asyncio.Task[None] | None = None
+
+    @property
+    def seconds(self) -> float:
+        return sum(cpu - self.start.get(key, 0.0) for key, cpu in self.last.items())
+
+    async def _sample(self) -> None:
+        self.last.update(await asyncio.to_thread(tree_cpu, self.pids))
+
+    async def _keep_sampling(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            await self._sample()
+
+    async def __aenter__(self) -> CpuMeter:
+        self.start = await asyncio.to_thread(tree_cpu, self.pids)
+        self.last = dict(self.start)
+        self._sampler = asyncio.create_task(self._keep_sampling())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+        await self._sample()
 
 
 def process_stats(service: Service) -> dict[str, float]:
@@ -252,14 +294,12 @@ class Bench:
     services: dict[str, Service] = field(default_factory=dict)
     postgres_pid: int | None = None
 
-    def server_cpu(self, target: str) -> float:
-        """CPU seconds spent so far by a target's processes and by PostgreSQL, which the
-        system and the baseline both lean on: on a shared machine, cost per request says more
-        than requests per second."""
+    def server_cpu(self, target: str) -> CpuMeter:
+        """Meters the CPU of a target's processes and of PostgreSQL, which the system and the
+        baseline both lean on: on a shared machine, cost per request says more than requests
+        per second."""
         service = self.services.get(target)
-        return tree_cpu_seconds(service.pid if service else None) + tree_cpu_seconds(
-            self.postgres_pid
-        )
+        return CpuMeter([service.pid if service else None, self.postgres_pid])
 
     async def request(
         self,

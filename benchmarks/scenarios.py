@@ -422,13 +422,11 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
         await drive(bench, f"hot hold · {name} · warm-up", warm, seconds=1.0)
         jobs = jobs_for(bench, "hold", url, clients, o.hold_clients, o.duration, params)
         t0 = min(job.start_at for job in jobs)
-        cpu0 = await asyncio.to_thread(bench.server_cpu, name)
-        raw = await drive(bench, f"hot hold · {name}", jobs, seconds=o.duration)
+        async with bench.server_cpu(name) as meter:
+            raw = await drive(bench, f"hot hold · {name}", jobs, seconds=o.duration)
         client[name] = client_cores(raw)
         samples, _ = merge(raw)
-        cpu[name] = (
-            (await asyncio.to_thread(bench.server_cpu, name) - cpu0) * 1000 / max(1, len(samples))
-        )
+        cpu[name] = meter.seconds * 1000 / max(1, len(samples))
         per_target[name] = samples
         result.series[name] = timeline(samples, t0, until=o.duration)
         errors = server_errors(samples)
@@ -493,11 +491,9 @@ async def browse(bench: Bench) -> ScenarioResult:
             params = {"event_ids": [1, 2, 3, 4, 5], "list_every": 0}
         jobs = jobs_for(bench, "browse", url, clients, 64, o.duration, params)
         t0 = min(job.start_at for job in jobs)
-        cpu0 = await asyncio.to_thread(bench.server_cpu, name)
-        samples, _ = merge(await drive(bench, f"browse · {name}", jobs, seconds=o.duration))
-        cpu[name] = (
-            (await asyncio.to_thread(bench.server_cpu, name) - cpu0) * 1000 / max(1, len(samples))
-        )
+        async with bench.server_cpu(name) as meter:
+            samples, _ = merge(await drive(bench, f"browse · {name}", jobs, seconds=o.duration))
+        cpu[name] = meter.seconds * 1000 / max(1, len(samples))
         per_target[name] = samples
         result.series[name] = timeline(samples, t0, until=o.duration)
     tickets = {n: [s for s in v if s[0] == "tickets" and ok(s)] for n, v in per_target.items()}

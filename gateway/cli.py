@@ -131,9 +131,9 @@ def freeze_heap() -> None:
 
     Every full pass walked what start-up built (Ray, FastAPI, pydantic: the imports alone are
     165,000 tracked objects) and took 60 to 200 ms with the event loop stopped: the whole tail
-    of a 1,000-socket broadcast. Frozen, those objects are never walked again. A larger first generation lets
-    the short-lived work of a request or a broadcast die before it is promoted, so full passes
-    become rare (one in a fan-out run instead of ten).
+    of a 1,000-socket broadcast. Frozen, those objects are never walked again. A larger first
+    generation lets the short-lived work of a request or a broadcast die before it is
+    promoted, so full passes become rare (one in a fan-out run instead of ten).
     """
     gc.collect()
     gc.freeze()

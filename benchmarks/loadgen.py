@@ -1,8 +1,8 @@
 """The load generator: closed-loop virtual buyers in worker processes, away from the server's loop.
 
 Each worker runs one `Job` (flash-sale buyers, hold loops, browsing, hot-set churn, or sockets)
-over keep-alive HTTP/1.1 connections or python-socketio clients, and returns every request's
-timing.
+over keep-alive HTTP/1.1 connections or Socket.IO clients (`benchmarks.sockets` over WebSocket,
+python-socketio over long-polling), and returns every request's timing.
 """
 
 from __future__ import annotations

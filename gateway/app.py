@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import realtime
 from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
-from gateway.hotpaths import HotPaths, HotRoute
+from gateway.hotpaths import HotPaths, HotRead, HotRoute
 from gateway.routes import auth, events, health, orders, tickets, users
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
@@ -146,13 +146,20 @@ class _ByPrefix:
 
 def create_app(runtime: Runtime) -> socketio.ASGIApp:
     sio = create_realtime(runtime)
-    api = HotPaths(create_api(runtime), hot_routes(), runtime.settings.max_body_bytes)
+    api = HotPaths(
+        create_api(runtime), hot_routes(), runtime.settings.max_body_bytes, reads=hot_reads()
+    )
     return socketio.ASGIApp(sio, other_asgi_app=_ByPrefix(api, create_site()))
 
 
 def hot_routes() -> dict[str, HotRoute]:
     """The routes a load puts on one category (see `gateway.hotpaths`), by path."""
     return {f"{API_PREFIX}/events/tickets/reserve": HotRoute(ReserveIn, tickets.hold_seats)}
+
+
+def hot_reads() -> list[HotRead]:
+    """The read every watching buyer repeats: an event's live seats."""
+    return [HotRead(f"{API_PREFIX}/events/", "/tickets", events.tickets_of)]
 
 
 async def close_app(app: socketio.ASGIApp) -> None:

@@ -5,7 +5,7 @@ A request the fast path does not fully understand goes on to the FastAPI app, wh
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +17,11 @@ from starlette.types import Message, Receive, Scope, Send
 
 from gateway.auth import Principal
 from gateway.deps import authenticate
+from gateway.schemas import MAX_ID
 from gateway.system import Runtime
 
 Handler = Callable[[Runtime, Principal, Any], Awaitable[Response]]
+ReadHandler = Callable[[Runtime, int], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,15 @@ class HotRoute:
 
     body: type[BaseModel]
     handler: Handler
+
+
+@dataclass(frozen=True, slots=True)
+class HotRead:
+    """A public `GET` of one resource by id: `prefix` + id + `suffix`, with no query."""
+
+    prefix: str
+    suffix: str
+    handler: ReadHandler
 
 
 class HotPaths:
@@ -41,12 +52,22 @@ class HotPaths:
     exception handlers.
     """
 
-    def __init__(self, api: FastAPI, routes: Mapping[str, HotRoute], body_limit: int) -> None:
+    def __init__(
+        self,
+        api: FastAPI,
+        routes: Mapping[str, HotRoute],
+        body_limit: int,
+        reads: Sequence[HotRead] = (),
+    ) -> None:
         self.api = api
         self.routes = dict(routes)
         self.body_limit = body_limit
+        self.reads = tuple(reads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and self.reads:
+            await self._read(scope, receive, send)
+            return
         route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
         if route is None or scope["method"] != "POST":
             await self.api(scope, receive, send)
@@ -91,6 +112,27 @@ class HotPaths:
             response = await self._refusal(scope, exc)
         response.headers["vary"] = "Origin"
         await response(scope, receive, send)
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        for read in self.reads:
+            if path.startswith(read.prefix) and path.endswith(read.suffix):
+                digits = path[len(read.prefix) : len(path) - len(read.suffix)]
+                if (
+                    digits.isascii()
+                    and digits.isdigit()
+                    and 1 <= int(digits) <= MAX_ID
+                    and not scope["query_string"]
+                    and not any(name == b"origin" for name, _ in scope["headers"])
+                ):
+                    try:
+                        response = await read.handler(self.api.state.runtime, int(digits))
+                    except Exception as exc:  # every error is shaped as the app shapes it
+                        response = await self._refusal(scope, exc)
+                    response.headers["vary"] = "Origin"
+                    await response(scope, receive, send)
+                    return
+        await self.api(scope, receive, send)
 
     async def _refusal(self, scope: Scope, exc: Exception) -> Response:
         handlers = self.api.exception_handlers

@@ -151,3 +151,38 @@ async def test_cross_origin_calls_still_get_cors_headers(
 
     assert response.status_code == 201, response.text
     assert response.headers["access-control-allow-origin"] == ORIGIN["Origin"]
+
+
+async def test_live_seats_reads_match_the_fastapi_route(
+    client: httpx.AsyncClient, make_user: MakeUser, make_event: MakeEvent
+) -> None:
+    organizer = await make_user(Role.ORGANIZER)
+    buyer = await make_user()
+    event = await make_event(organizer, seats=(9, 4))
+    held = await client.post(
+        RESERVE, json=order_body(event.id, event.categories[1].id, 3), headers=buyer.headers
+    )
+    assert held.status_code == 201, held.text
+
+    paths = [
+        (200, f"/api/events/{event.id}/tickets"),
+        (200, f"/api/events/{event.id}/tickets?x=1"),
+        (200, f"/api/events/0{event.id}/tickets"),
+        (404, f"/api/events/{2**31 - 1}/tickets"),
+        (400, f"/api/events/{2**31}/tickets"),
+        (400, "/api/events/0/tickets"),
+        (400, "/api/events/-1/tickets"),
+        (400, "/api/events/abc/tickets"),
+        (400, "/api/events/%D9%A1/tickets"),  # an Arabic-Indic digit one
+    ]
+    for status, path in paths:
+        fast = await client.get(path)
+        slow = await client.get(path, headers=ORIGIN)
+        assert fast.status_code == slow.status_code == status, (path, fast.text, slow.text)
+        assert fast.json() == slow.json(), path
+        assert "Origin" in fast.headers.get("vary", "")
+        if status == 200:
+            seats = [(c["reservedSeats"], c["availableSeats"]) for c in fast.json()]
+            assert seats == [(0, 9), (3, 1)]
+        else:
+            assert_error(fast, status)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -218,8 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--categories", type=int, default=10)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=200)
-    results = asyncio.run(measure(parser.parse_args(argv)))
-    print(json.dumps(results, indent=2))
+    args = parser.parse_args(argv)
+    # Ray forwards its workers' and raylet's warnings to this process's stdout: keep stdout for
+    # the JSON alone, so `> costs.json` stays parseable, and send everything else to stderr.
+    sys.stdout.flush()
+    results_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    results = asyncio.run(measure(args))
+    with results_out:
+        results_out.write(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -155,11 +155,16 @@ class Service:
         return self.process.returncode, strays
 
     def tree(self) -> list[psutil.Process]:
-        try:
-            root = psutil.Process(self.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        return process_tree(self.pid)
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants; empty once it is gone."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def tree_cpu(pids: Sequence[int | None]) -> dict[tuple[int, float], float]:
@@ -167,14 +172,7 @@ def tree_cpu(pids: Sequence[int | None]) -> dict[tuple[int, float], float]:
     start time (a pid can be reused)."""
     seen: dict[tuple[int, float], float] = {}
     for pid in pids:
-        if pid is None:
-            continue
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        for proc in procs:
+        for proc in process_tree(pid) if pid is not None else []:
             with contextlib.suppress(psutil.Error):
                 times = proc.cpu_times()
                 seen[(proc.pid, proc.create_time())] = times.user + times.system

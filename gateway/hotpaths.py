@@ -105,34 +105,32 @@ class HotPaths:
         except ValidationError:
             await self.api(scope, _replay(messages, receive), send)
             return
-        try:
+
+        async def hold() -> Response:
             principal = await authenticate(runtime, authorization)
-            response = await route.handler(runtime, principal, parsed)
-        except Exception as exc:  # every error is shaped as the app shapes it
+            return await route.handler(runtime, principal, parsed)
+
+        await self._answer(scope, receive, send, hold())
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
+        for read in self.reads:
+            resource_id = _plain_read_of(scope, read)
+            if resource_id is not None:
+                work = read.handler(self.api.state.runtime, resource_id)
+                await self._answer(scope, receive, send, work)
+                return
+        await self.api(scope, receive, send)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, work: Awaitable[Response]
+    ) -> None:
+        """Send what `work` answers, or its error shaped as the app shapes every error."""
+        try:
+            response = await work
+        except Exception as exc:
             response = await self._refusal(scope, exc)
         response.headers["vary"] = "Origin"
         await response(scope, receive, send)
-
-    async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        for read in self.reads:
-            if path.startswith(read.prefix) and path.endswith(read.suffix):
-                digits = path[len(read.prefix) : len(path) - len(read.suffix)]
-                if (
-                    digits.isascii()
-                    and digits.isdigit()
-                    and 1 <= int(digits) <= MAX_ID
-                    and not scope["query_string"]
-                    and not any(name == b"origin" for name, _ in scope["headers"])
-                ):
-                    try:
-                        response = await read.handler(self.api.state.runtime, int(digits))
-                    except Exception as exc:  # every error is shaped as the app shapes it
-                        response = await self._refusal(scope, exc)
-                    response.headers["vary"] = "Origin"
-                    await response(scope, receive, send)
-                    return
-        await self.api(scope, receive, send)
 
     async def _refusal(self, scope: Scope, exc: Exception) -> Response:
         handlers = self.api.exception_handlers
@@ -142,6 +140,20 @@ class HotPaths:
                 answer = handler(Request(scope), exc)
                 return answer if isinstance(answer, Response) else await answer
         raise exc
+
+
+def _plain_read_of(scope: Scope, read: HotRead) -> int | None:
+    """The id in a request for `read`'s path, if the request is plain (no query, no Origin)
+    and the id is ASCII digits within range; None sends the request on to FastAPI."""
+    path: str = scope["path"]
+    if scope["query_string"] or not (path.startswith(read.prefix) and path.endswith(read.suffix)):
+        return None
+    digits = path[len(read.prefix) : len(path) - len(read.suffix)]
+    if not (digits.isascii() and digits.isdigit() and 1 <= int(digits) <= MAX_ID):
+        return None
+    if any(name == b"origin" for name, _ in scope["headers"]):
+        return None  # CORS is the FastAPI app's
+    return int(digits)
 
 
 def _joined(messages: list[Message]) -> bytes:

@@ -60,3 +60,9 @@ async def reserve(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def available_seats(client: httpx.AsyncClient, event_id: int) -> list[int]:
+    """Each category's live `availableSeats`, from the public tickets route."""
+    categories = (await client.get(f"/api/events/{event_id}/tickets")).json()
+    return [category["availableSeats"] for category in categories]

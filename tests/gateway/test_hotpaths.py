@@ -15,7 +15,7 @@ import pytest
 
 from gateway.auth import Role
 from tests.fixtures.system import LiveSystem
-from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, order_body
+from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, available_seats, order_body
 
 RESERVE = "/api/events/tickets/reserve"
 ORIGIN = {"Origin": "http://localhost:3000"}
@@ -42,11 +42,6 @@ def _same_answer(fast: httpx.Response, slow: httpx.Response) -> dict[str, Any]:
         other = {k: v for k, v in other.items() if k not in VARIABLE}
     assert body == other
     return body
-
-
-async def _available(client: httpx.AsyncClient, event_id: int) -> list[int]:
-    categories = (await client.get(f"/api/events/{event_id}/tickets")).json()
-    return [category["availableSeats"] for category in categories]
 
 
 async def test_every_answer_matches_the_fastapi_route(
@@ -88,8 +83,8 @@ async def test_every_answer_matches_the_fastapi_route(
             assert body["success"] is True
 
     # Only the four 201s (two per path) changed anything.
-    assert await _available(client, event.id) == [9 - 2 - 2 - 1 - 1, 4]
-    assert await _available(client, other.id) == [5]
+    assert await available_seats(client, event.id) == [9 - 2 - 2 - 1 - 1, 4]
+    assert await available_seats(client, other.id) == [5]
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:
@@ -118,7 +113,7 @@ async def test_a_body_in_many_chunks_is_read_whole(
         assert response.json()["availableSeats"] == 4
     else:
         assert_error(response, 400, "Validation failed")
-    assert await _available(client, event.id) == [5 - (quantity == 1)]
+    assert await available_seats(client, event.id) == [5 - (quantity == 1)]
 
 
 async def test_a_body_that_is_not_json_goes_to_the_fastapi_route(
@@ -133,7 +128,7 @@ async def test_a_body_that_is_not_json_goes_to_the_fastapi_route(
 
     _same_answer(fast, slow)
     assert fast.status_code >= 400
-    assert await _available(client, event.id) == [5]
+    assert await available_seats(client, event.id) == [5]
 
 
 async def test_cross_origin_calls_still_get_cors_headers(

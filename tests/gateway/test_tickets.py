@@ -8,12 +8,14 @@ import httpx
 
 from gateway.auth import Role
 from tests.fixtures.system import LiveSystem
-from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, order_body, reserve
-
-
-async def _available(client: httpx.AsyncClient, event_id: int) -> int:
-    seats: int = (await client.get(f"/api/events/{event_id}/tickets")).json()[0]["availableSeats"]
-    return seats
+from tests.gateway.conftest import (
+    MakeEvent,
+    MakeUser,
+    assert_error,
+    available_seats,
+    order_body,
+    reserve,
+)
 
 
 async def test_reserve_and_release(
@@ -30,7 +32,7 @@ async def test_reserve_and_release(
     expires = datetime.fromisoformat(held["expiresAt"])
     ttl = (expires - datetime.now(UTC)).total_seconds()
     assert 0 < ttl <= live_system.settings.lock_ttl_seconds
-    assert await _available(client, event.id) == 8
+    assert await available_seats(client, event.id) == [8]
 
     second = await reserve(client, buyer, event.id, category, 3)
     released = await client.post(
@@ -49,7 +51,7 @@ async def test_reserve_and_release(
     )
     assert by_quantity.json()["success"] is True
     assert by_quantity.json()["availableSeats"] == 10
-    assert await _available(client, event.id) == 10
+    assert await available_seats(client, event.id) == [10]
     nothing_left = await client.post(
         "/api/events/tickets/release",
         json={"categoryId": category, "quantity": 1},
@@ -82,8 +84,8 @@ async def test_reserve_refusals(
     missing = order_body(event.id, 2147483000)
     assert_error(await client.post(path, json=missing, headers=buyer.headers), 404)
     assert_error(await client.post(path, json=order_body(event.id, category)), 401)
-    assert await _available(client, event.id) == 4  # nothing was held by any refusal
-    assert await _available(client, other.id) == 4
+    assert await available_seats(client, event.id) == [4]  # nothing was held by any refusal
+    assert await available_seats(client, other.id) == [4]
 
 
 async def test_release_only_your_own(
@@ -101,7 +103,7 @@ async def test_release_only_your_own(
     assert_error(await client.post(path, json=by_lock, headers=thief.headers), 403)
     by_quantity = {"categoryId": category, "quantity": 2, "userId": owner.id}
     assert_error(await client.post(path, json=by_quantity, headers=thief.headers), 404)
-    assert await _available(client, event.id) == 3
+    assert await available_seats(client, event.id) == [3]
 
     neither = await client.post(path, json={"categoryId": category}, headers=owner.headers)
     assert_error(neither, 400, "Validation failed")
@@ -109,4 +111,4 @@ async def test_release_only_your_own(
     assert_error(await client.post(path, json=unknown, headers=owner.headers), 404)
     unknown_lock = {"categoryId": category, "lockId": "no-such-lock"}
     assert_error(await client.post(path, json=unknown_lock, headers=owner.headers), 404)
-    assert await _available(client, event.id) == 3
+    assert await available_seats(client, event.id) == [3]

@@ -1,8 +1,9 @@
-"""The engine as a gateway process sees it: seat operations in, typed outcomes out.
+"""The category actors as a gateway process sees them: seat commands in, typed outcomes out.
 
-It finds each category's actor by name, coalesces concurrent commands for one category into
-one actor call, retries a call that met a dead actor with the same request ids, and mirrors
-the change feed so reads of availability and of a user's holds never call an actor.
+`SeatClient` composes three parts: a `CommandBatcher` (one actor call per category carries
+every command that waited), `CategoryHandles` (find, call and retry the named actors; the
+only Ray in it is in `actors.remote`) and a `FeedMirror` that follows the change feed, so
+reads of availability and of a user's holds never call an actor.
 """
 
 from __future__ import annotations
@@ -13,19 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import ray
-from ray.exceptions import RayActorError, RayTaskError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from actors.category import (
-    ActorRetired,
-    CategoryMissing,
-    actor_name,
-    category_actor_class,
-)
-from actors.config import EngineConfig
-from actors.feed import hub_handle
-from actors.inventory import RefusalReason
+from actors.category import CategoryActor
+from actors.coalescing import CommandBatcher
+from actors.config import ActorConfig
+from actors.feed import FeedHub
 from actors.lockids import category_of_lock, new_request_id, request_id_from_key
 from actors.messages import (
     Availability,
@@ -47,6 +41,9 @@ from actors.messages import (
     ReleaseHold,
     UserNotice,
 )
+from actors.mirror import FeedMirror
+from actors.refusals import HoldNotFound, Refusal, RefusalReason
+from actors.remote import CategoryHandles, HubHandle, Missing
 from persistence import catalog
 from persistence.records import OrderDraft, OrderRecord
 
@@ -56,52 +53,25 @@ Listener = Callable[[FeedItem], None]
 T = TypeVar("T")
 
 
-class EngineRefused(Exception):
-    """The category said no; nothing changed."""
-
-    def __init__(self, reason: RefusalReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-class EngineUnavailable(Exception):
-    """The actor could not be reached after every retry."""
-
-
-class _Channel:
-    """Commands for one category waiting for the next actor call."""
-
-    __slots__ = ("busy", "queue", "sender")
-
-    def __init__(self) -> None:
-        self.queue: list[tuple[Command, asyncio.Future[Outcome]]] = []
-        self.busy = False
-        self.sender: asyncio.Task[None] | None = None
-
-
-class Engine:
-    def __init__(self, config: EngineConfig, db: AsyncEngine) -> None:
+class SeatClient:
+    def __init__(self, config: ActorConfig, db: AsyncEngine) -> None:
         self._config = config
         self._db = db
-        self._actor_class = category_actor_class()
-        self._handles: dict[int, Any] = {}
-        self._channels: dict[int, _Channel] = {}
-        self._hub: Any = None
+        self._handles = CategoryHandles(config, CategoryActor)
+        self._batcher = CommandBatcher(self._execute)
+        self._hub = HubHandle(config.namespace, FeedHub)
+        self._mirror = FeedMirror()
         self._cursor: int | None = None
-        self._availability: dict[int, Availability] = {}
-        self._holds: dict[str, HoldView] = {}
         self._listeners: list[Listener] = []
         self._follower: asyncio.Task[None] | None = None
         self._followed = asyncio.Event()
 
     @classmethod
-    async def start(cls, config: EngineConfig, db: AsyncEngine) -> Engine:
-        engine = cls(config, db)
-        engine._hub = hub_handle(config.namespace)
-        engine._follower = asyncio.create_task(engine._follow())
-        await asyncio.wait_for(engine._followed.wait(), timeout=60)
-        return engine
+    async def start(cls, config: ActorConfig, db: AsyncEngine) -> SeatClient:
+        client = cls(config, db)
+        client._follower = asyncio.create_task(client._follow())
+        await asyncio.wait_for(client._followed.wait(), timeout=60)
+        return client
 
     async def close(self) -> None:
         if self._follower is not None:
@@ -109,22 +79,13 @@ class Engine:
             await asyncio.gather(self._follower, return_exceptions=True)
             self._follower = None
 
-    # -- seat operations -------------------------------------------------------------------
+    # -- seat commands -----------------------------------------------------------------------
 
     async def hold(
         self, *, user_id: int, event_id: int, category_id: int, quantity: int
     ) -> HoldPlaced:
-        outcome = await self._submit(category_id, PlaceHold(new_request_id(), user_id, quantity))
-        placed = _expect(outcome, HoldPlaced)
-        if placed.hold.event_id != event_id:
-            # Ids come from the client; the category's own facts decide. Undo and refuse.
-            await self._submit(
-                category_id, ReleaseHold(new_request_id(), user_id, lock_id=placed.hold.lock_id)
-            )
-            raise EngineRefused(
-                RefusalReason.CATEGORY_UNAVAILABLE, "This category does not belong to that event"
-            )
-        return placed
+        command = PlaceHold(new_request_id(), user_id, event_id, quantity)
+        return _expect(await self._submit(category_id, command), HoldPlaced)
 
     async def release(
         self,
@@ -138,10 +99,10 @@ class Engine:
         return _expect(await self._submit(category_id, command), HoldsReleased)
 
     async def confirm(self, *, lock_id: str, draft: OrderDraft) -> OrderPlaced:
+        # The lock id names its category: one of another category is not in this actor.
         if category_of_lock(lock_id) != draft.category_id:
-            raise EngineRefused(RefusalReason.HOLD_NOT_FOUND, "Lock not found for this category")
-        request_id = _request_id(draft)
-        command = ConfirmHold(request_id, draft.user_id, lock_id, draft)
+            raise HoldNotFound("Lock not found for this category")
+        command = ConfirmHold(_request_id(draft), draft.user_id, lock_id, draft)
         return _expect(await self._submit(draft.category_id, command), OrderPlaced)
 
     async def buy(self, *, draft: OrderDraft) -> OrderPlaced:
@@ -163,7 +124,7 @@ class Engine:
             async with slots:
                 try:
                     await self.current(category_id)
-                except EngineRefused:
+                except Refusal:
                     log.warning("category %s no longer exists", category_id)
                 except Exception:
                     # Start-up must not hang on one category: its next call activates it.
@@ -174,13 +135,14 @@ class Engine:
     async def current(self, category_id: int) -> Availability:
         """The category's state as its actor holds it, activating the actor if needed."""
         availability: Availability = await self._call(category_id, "ready")
-        self._note_availability(availability)
+        self._mirror.note(availability)
         return availability
 
-    # -- reads, served from the feed mirror ---------------------------------------------------
+    # -- reads, served from the feed mirror -----------------------------------------------------
 
     async def availability(self, category_ids: Sequence[int]) -> dict[int, Availability]:
-        known = {cid: self._availability[cid] for cid in category_ids if cid in self._availability}
+        mirror = self._mirror.availability
+        known = {cid: mirror[cid] for cid in category_ids if cid in mirror}
         unknown = [cid for cid in category_ids if cid not in known]
         if unknown:
             # Never activated since the feed began: no holds live anywhere, the ledger is exact.
@@ -191,12 +153,11 @@ class Engine:
                 # Kept: only an actor changes a category, and its first feed item (stamped
                 # later than this zero stamp) replaces the entry the moment it activates.
                 fallback = Availability(event_id, cid, total, 0, sold, 0, now, 0)
-                known[cid] = self._availability.setdefault(cid, fallback)
+                known[cid] = mirror.setdefault(cid, fallback)
         return known
 
     def holds_of(self, user_id: int) -> list[HoldView]:
-        now = time.time()
-        return [h for h in self._holds.values() if h.owner == user_id and h.expires_at > now]
+        return self._mirror.holds_of(user_id, time.time())
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -207,124 +168,56 @@ class Engine:
 
     async def publish(self, *items: FeedItem) -> None:
         """Send items to every gateway following the feed, this one included."""
-        await self._hub.publish.remote(list(items))
+        await self._hub.publish(list(items))
 
     async def healthy(self) -> bool:
         try:
-            await asyncio.wait_for(self._hub.ping.remote(), timeout=2)
+            await asyncio.wait_for(self._hub.ping(), timeout=2)
         except Exception:
             return False
         return self._follower is not None and not self._follower.done()
 
-    # -- coalescing: one actor call per category carries every command that waited ---------
+    # -- calls ------------------------------------------------------------------------------------
 
     async def _submit(self, category_id: int, command: Command) -> Outcome:
-        channel = self._channels.get(category_id)
-        if channel is None:
-            channel = self._channels[category_id] = _Channel()
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        channel.queue.append((command, future))
-        if not channel.busy:
-            channel.busy = True
-            channel.sender = asyncio.create_task(self._drain(category_id, channel))
-        outcome = await future
+        outcome = await self._batcher.submit(category_id, command)
         self._learn(outcome)
         return outcome
 
-    async def _drain(self, category_id: int, channel: _Channel) -> None:
-        try:
-            while channel.queue:
-                batch, channel.queue = channel.queue, []
-                try:
-                    outcomes = await self._call(category_id, "execute", [c for c, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if not future.done():
-                        future.set_result(outcome)
-        finally:
-            channel.busy = False
-            if not channel.queue:
-                self._channels.pop(category_id, None)
+    async def _execute(self, category_id: int, commands: list[Command]) -> list[Outcome]:
+        outcomes: list[Outcome] = await self._call(category_id, "execute", commands)
+        return outcomes
 
     async def _call(self, category_id: int, method: str, *args: Any) -> Any:
-        """Call the category's actor, activating it if needed; retry on a dead actor.
+        try:
+            return await self._handles.call(category_id, method, *args)
+        except Missing:
+            raise Refusal("Ticket category not found", RefusalReason.CATEGORY_UNAVAILABLE) from None
 
-        A retried call carries the same request ids, so it cannot hold or sell twice.
-        """
-        delay = 0.02
-        for _ in range(self._config.call_retries):
-            handle = self._handle(category_id)
-            try:
-                return await getattr(handle, method).remote(*args)
-            except RayTaskError as exc:
-                cause = exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
-                if isinstance(cause, CategoryMissing):
-                    self._forget(category_id, kill=True)
-                    raise EngineRefused(
-                        RefusalReason.CATEGORY_UNAVAILABLE, "Ticket category not found"
-                    ) from None
-                if not isinstance(cause, ActorRetired):
-                    raise
-            except RayActorError:
-                pass
-            self._forget(category_id)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        raise EngineUnavailable(f"category {category_id} did not answer")
-
-    def _handle(self, category_id: int) -> Any:
-        handle = self._handles.get(category_id)
-        if handle is None:
-            handle = self._actor_class.options(
-                name=actor_name(category_id),
-                namespace=self._config.namespace,
-                get_if_exists=True,
-                lifetime="detached",
-            ).remote(self._config, category_id)
-            self._handles[category_id] = handle
-        return handle
-
-    def _forget(self, category_id: int, kill: bool = False) -> None:
-        handle = self._handles.pop(category_id, None)
-        if kill and handle is not None:
-            ray.kill(handle, no_restart=True)
-
-    # -- the feed mirror ------------------------------------------------------------------
+    # -- the feed mirror ------------------------------------------------------------------------
 
     def _learn(self, outcome: Outcome) -> None:
         """Our own outcomes are known before the feed brings them: read your writes."""
         if isinstance(outcome, Refused):
             return
-        self._note_availability(outcome.availability)
+        self._mirror.note(outcome.availability)
         if isinstance(outcome, HoldPlaced):
-            self._holds[outcome.hold.lock_id] = outcome.hold
+            self._mirror.add_holds([outcome.hold])
         elif isinstance(outcome, HoldsReleased):
-            for hold in outcome.holds:
-                self._holds.pop(hold.lock_id, None)
+            self._mirror.drop_holds(hold.lock_id for hold in outcome.holds)
         elif isinstance(outcome, OrderPlaced) and outcome.order.lock_id:
-            self._holds.pop(outcome.order.lock_id, None)
-
-    def _note_availability(self, availability: Availability) -> bool:
-        current = self._availability.get(availability.category_id)
-        if current is not None and current.stamp >= availability.stamp:
-            return False
-        self._availability[availability.category_id] = availability
-        return True
+            self._mirror.drop_holds([outcome.order.lock_id])
 
     async def _follow(self) -> None:
         while True:
             try:
-                batch: FeedBatch = await self._hub.poll.remote(self._cursor, 1.0)
+                batch: FeedBatch = await self._hub.poll(self._cursor, 1.0)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("the change feed is unreachable; reconnecting")
                 await asyncio.sleep(0.2)
-                self._hub = hub_handle(self._config.namespace)
+                self._hub.reconnect()
                 self._cursor = None
                 continue
             self._apply(batch)
@@ -332,17 +225,11 @@ class Engine:
 
     def _apply(self, batch: FeedBatch) -> None:
         if batch.reset is not None:
-            self._holds = {hold.lock_id: hold for hold in batch.reset.holds}
-            for availability in batch.reset.availability:
-                self._note_availability(availability)
+            self._mirror.reset(batch.reset)
         self._cursor = batch.cursor
         for item in batch.items:
             if isinstance(item, CategoryChanged):
-                for lock_id in item.holds_removed:
-                    self._holds.pop(lock_id, None)
-                for hold in item.holds_added:
-                    self._holds[hold.lock_id] = hold
-                self._note_availability(item.availability)
+                self._mirror.apply(item)
             for listener in list(self._listeners):
                 try:
                     listener(item)
@@ -356,7 +243,7 @@ def _request_id(draft: OrderDraft) -> str:
 
 def _expect(outcome: Outcome, kind: type[T]) -> T:
     if isinstance(outcome, Refused):
-        raise EngineRefused(outcome.reason, outcome.message)
+        raise Refusal(outcome.message, outcome.reason)
     if not isinstance(outcome, kind):
         raise TypeError(f"expected {kind.__name__}, got {type(outcome).__name__}")
     return outcome

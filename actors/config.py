@@ -1,4 +1,4 @@
-"""What a category actor and the engine need to know, as one picklable value.
+"""What the category actors and their client need to know, as one picklable value.
 
 Built from `gateway.config.Settings` at start and shipped to every actor at creation.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class EngineConfig:
+class ActorConfig:
     database_url: str
     namespace: str = "boxoffice"
     lock_ttl_seconds: float = 300.0

@@ -7,57 +7,14 @@ interleave an await between checking seat state and changing it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
-
-class RefusalReason(StrEnum):
-    NOT_ENOUGH_SEATS = "not_enough_seats"
-    HOLD_NOT_FOUND = "hold_not_found"
-    NOT_YOUR_HOLD = "not_your_hold"
-    HOLD_EXPIRED = "hold_expired"
-    HOLD_MISMATCH = "hold_mismatch"
-    BAD_QUANTITY = "bad_quantity"
-    CATEGORY_UNAVAILABLE = "category_unavailable"
-    ORDER_NOT_FOUND = "order_not_found"
-    ORDER_ALREADY_CANCELLED = "order_already_cancelled"
-    # Not the category's decision: the ledger could not be written. Nothing changed.
-    LEDGER_UNAVAILABLE = "ledger_unavailable"
-
-
-class Refusal(Exception):
-    """A request the category refuses; nothing changed."""
-
-    reason: RefusalReason = RefusalReason.BAD_QUANTITY
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotEnoughSeats(Refusal):
-    reason = RefusalReason.NOT_ENOUGH_SEATS
-
-
-class HoldNotFound(Refusal):
-    reason = RefusalReason.HOLD_NOT_FOUND
-
-
-class NotYourHold(Refusal):
-    reason = RefusalReason.NOT_YOUR_HOLD
-
-
-class HoldExpired(Refusal):
-    reason = RefusalReason.HOLD_EXPIRED
-
-
-class BadQuantity(Refusal):
-    reason = RefusalReason.BAD_QUANTITY
-
-
-class HoldMismatch(Refusal):
-    """The lock exists but is for another event, category or quantity than the order."""
-
-    reason = RefusalReason.HOLD_MISMATCH
+from actors.refusals import (
+    BadQuantity,
+    HoldExpired,
+    HoldNotFound,
+    NotEnoughSeats,
+    NotYourHold,
+)
 
 
 @dataclass(frozen=True, slots=True)

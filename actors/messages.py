@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.inventory import RefusalReason
+from actors.refusals import RefusalReason
 from persistence.records import OrderDraft, OrderRecord
 
 # -- what a category looks like from outside ------------------------------------------------
@@ -52,6 +52,8 @@ class HoldView:
 class PlaceHold:
     request_id: str
     owner: int
+    # The event the caller believes the category belongs to: the actor checks it.
+    event_id: int
     quantity: int
 
 

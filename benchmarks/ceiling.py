@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException
 from pydantic import BaseModel
 
-from gateway.auth import InvalidToken, Principal, TokenService
 from gateway.config import Settings
+from sales.identity import InvalidToken, Principal, TokenService
 
 
 class ReserveBody(BaseModel):

@@ -24,10 +24,9 @@ from typing import Any
 import psutil
 import ray
 
-from actors.category import actor_name
-from actors.client import Engine
-from actors.config import EngineConfig
-from actors.runtime import start_ray, stop_ray
+from actors.client import SeatClient
+from actors.config import ActorConfig
+from actors.remote import category_actor_name, start_ray, stop_ray
 from persistence import catalog, users
 from persistence.database import create_engine, migrate
 from persistence.embedded import EmbeddedPostgres
@@ -97,20 +96,20 @@ class Bench:
                 self.buyers[0],
             )
 
-    async def engine(self, **overrides: Any) -> Engine:
-        config = EngineConfig(
+    async def engine(self, **overrides: Any) -> SeatClient:
+        config = ActorConfig(
             database_url=self.database_url,
             namespace=f"costs-{uuid.uuid4().hex[:8]}",
             **overrides,
         )
-        return await Engine.start(config, self.db)
+        return await SeatClient.start(config, self.db)
 
     async def latency(self, calls: int) -> dict[str, Any]:
         engine = await self.engine()
         event = await self.event(seats=1_000_000)
         category = event.categories[0]
         await engine.activate([category.id])
-        handle = ray.get_actor(actor_name(category.id), namespace=engine._config.namespace)
+        handle = ray.get_actor(category_actor_name(category.id), namespace=engine._config.namespace)
         raw = await timed(calls, lambda: handle.ready.remote())
         buyer = self.buyers[0]
 

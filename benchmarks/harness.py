@@ -369,7 +369,7 @@ async def register_accounts(
 
 def mint_accounts(count: int, first_id: int = 1_000_000) -> list[Account]:
     """Tokens for the ceiling and baseline alone, when no system runs to sign users up."""
-    from gateway.auth import Role, TokenService
+    from sales.identity import Role, TokenService
 
     tokens = TokenService(BENCH_JWT_SECRET, timedelta(days=1))
     return [(first_id + i, tokens.issue(first_id + i, Role.ASSISTANT)) for i in range(count)]

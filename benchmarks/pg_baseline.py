@@ -17,8 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks.ceiling import bearer_principal
-from gateway.auth import Principal, TokenService
 from gateway.config import Settings
+from sales.identity import Principal, TokenService
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS baseline_categories (

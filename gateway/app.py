@@ -28,7 +28,7 @@ from gateway.hotpaths import HotPaths, HotRead, HotRoute
 from gateway.routes import auth, events, health, orders, tickets, users
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
-from realtime.server import create_realtime
+from realtime.server import RealtimeSettings, create_realtime
 
 API_PREFIX = "/api"
 STATIC_DIR = Path(realtime.__file__).parent / "static"
@@ -145,7 +145,18 @@ class _ByPrefix:
 
 
 def create_app(runtime: Runtime) -> socketio.ASGIApp:
-    sio = create_realtime(runtime)
+    settings = runtime.settings
+    sio = create_realtime(
+        runtime.sales,
+        runtime.auth,
+        runtime.seats.subscribe,
+        RealtimeSettings(
+            cors_origins=settings.cors_origins,
+            events_per_second=settings.socket_events_per_second,
+            event_burst=settings.socket_event_burst,
+            max_payload_bytes=settings.socket_max_payload_bytes,
+        ),
+    )
     api = HotPaths(
         create_api(runtime), hot_routes(), runtime.settings.max_body_bytes, reads=hot_reads()
     )

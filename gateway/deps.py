@@ -10,10 +10,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
 
-from gateway.auth import InvalidToken, Principal
 from gateway.errors import ApiError, invalid
 from gateway.schemas import MAX_ID
 from gateway.system import Runtime
+from sales.identity import InvalidToken, Principal
 
 INVALID_TOKEN = "Invalid Token!"
 INSUFFICIENT_PERMISSIONS = "Insufficient permissions"
@@ -52,12 +52,9 @@ async def authenticate(runtime: Runtime, authorization: str) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise unauthorized()
     try:
-        principal = runtime.tokens.verify(token)
+        return await runtime.auth.principal(token)
     except InvalidToken:
         raise unauthorized() from None
-    if not await runtime.directory.user_exists(principal.user_id):
-        raise unauthorized()
-    return principal
 
 
 Caller = Annotated[Principal, Depends(current_principal)]

@@ -1,6 +1,7 @@
 """Every error the API answers, in the guide's shape `{statusCode, message, error}`.
 
-One table maps engine refusals to HTTP statuses; one set of handlers shapes every exception.
+One table maps every refusal reason to an HTTP status; one set of handlers shapes every
+exception. A dependency that is down (Ray, PostgreSQL) answers 503 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from actors.client import EngineRefused, EngineUnavailable
-from actors.inventory import RefusalReason
+from actors.refusals import Refusal, RefusalReason
+from actors.remote import Unavailable
 
 logger = logging.getLogger(__name__)
 
 VALIDATION_FAILED = "Validation failed"
+RETRY_AFTER_SECONDS = "1"
 
 REFUSAL_STATUS: Mapping[RefusalReason, int] = {
     RefusalReason.NOT_ENOUGH_SEATS: 409,
@@ -30,11 +34,18 @@ REFUSAL_STATUS: Mapping[RefusalReason, int] = {
     RefusalReason.HOLD_EXPIRED: 409,
     RefusalReason.HOLD_MISMATCH: 400,
     RefusalReason.BAD_QUANTITY: 400,
+    RefusalReason.TOO_MANY_TICKETS: 400,
+    RefusalReason.EVENT_NOT_FOUND: 404,
+    RefusalReason.CATEGORY_NOT_FOUND: 404,
+    RefusalReason.NOT_ON_SALE: 409,
+    RefusalReason.WRONG_EVENT: 409,
     RefusalReason.CATEGORY_UNAVAILABLE: 409,
     RefusalReason.ORDER_NOT_FOUND: 404,
     RefusalReason.ORDER_ALREADY_CANCELLED: 409,
     RefusalReason.LEDGER_UNAVAILABLE: 503,
 }
+# Refusals of a value the client sent: titled as schema validation failures are.
+VALIDATION_REASONS = frozenset({RefusalReason.TOO_MANY_TICKETS})
 
 
 class ApiError(Exception):
@@ -87,7 +98,7 @@ def error_response(
 
 
 def refusal_status(reason: RefusalReason) -> int:
-    return REFUSAL_STATUS.get(reason, 409)
+    return REFUSAL_STATUS[reason]
 
 
 def describe_validation(errors: Sequence[Any]) -> str:
@@ -143,14 +154,39 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, describe_validation(exc.errors()), VALIDATION_FAILED)
 
 
-async def _engine_refused(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, EngineRefused)
-    return error_response(refusal_status(exc.reason), exc.message)
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    status_code = refusal_status(exc.reason)
+    title = VALIDATION_FAILED if exc.reason in VALIDATION_REASONS else None
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if status_code == 503 else None
+    return error_response(status_code, exc.message, title, headers)
 
 
-async def _engine_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("engine unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(503, "The ticket engine is not answering; try again shortly")
+async def _actors_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("actors unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503,
+        "The ticket engine is not answering; try again shortly",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if (
+        isinstance(exc, DBAPIError)
+        and not isinstance(exc, OperationalError | InterfaceError)
+        and not exc.connection_invalidated
+    ):
+        return await _unexpected(request, exc)  # a query the database refused: our bug
+    # One line per failure, not a traceback per request: the outage is the news.
+    logger.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+    )
+    return error_response(
+        503,
+        "The database is not answering; try again shortly",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -162,8 +198,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(EngineRefused, _engine_refused)
-    app.add_exception_handler(EngineUnavailable, _engine_unavailable)
+    app.add_exception_handler(Refusal, _refused)
+    app.add_exception_handler(Unavailable, _actors_unavailable)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

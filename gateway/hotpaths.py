@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.auth import Principal
 from gateway.deps import authenticate
 from gateway.schemas import MAX_ID
 from gateway.system import Runtime
+from sales.identity import Principal
 
 Handler = Callable[[Runtime, Principal, Any], Awaitable[Response]]
 ReadHandler = Callable[[Runtime, int], Awaitable[Response]]

@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
-from gateway.auth import Role
+from sales.identity import Role
 
 MAX_ID = 2**31 - 1
 MAX_PRICE = Decimal("99999999.99")

@@ -1,4 +1,4 @@
-"""Bringing the whole system up and down in order: database, schema, Ray, engine, processor.
+"""Bringing the whole system up and down in order: database, schema, Ray, seat client, services.
 
 `System.start` returns the `Runtime` every route and socket handler works with; `stop`
 undoes exactly what `start` did, in reverse, and only what this process started.
@@ -13,25 +13,30 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from actors.client import Engine
-from actors.config import EngineConfig
-from actors.runtime import start_ray, stop_ray
-from gateway.auth import PasswordHasher, TokenService
+from actors.client import SeatClient
+from actors.config import ActorConfig
+from actors.remote import start_ray, stop_ray
 from gateway.config import Settings
-from gateway.directory import Directory
-from gateway.processing import OrderProcessor
 from persistence import snapshots
 from persistence.database import create_engine, migrate
 from persistence.embedded import EmbeddedPostgres
+from sales.directory import Directory
+from sales.fulfilment import OrderProcessor
+from sales.identity import Authenticator, PasswordHasher, TokenService
+from sales.service import Sales
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
+    """The running system as one gateway process serves it: what every adapter is given."""
+
     settings: Settings
     db: AsyncEngine
-    engine: Engine
+    seats: SeatClient
+    sales: Sales
+    auth: Authenticator
     tokens: TokenService
     passwords: PasswordHasher
     orders: OrderProcessor
@@ -39,8 +44,8 @@ class Runtime:
     database_url: str
 
 
-def engine_config(settings: Settings, database_url: str) -> EngineConfig:
-    return EngineConfig(
+def actor_config(settings: Settings, database_url: str) -> ActorConfig:
+    return ActorConfig(
         database_url=database_url,
         namespace=settings.ray_namespace,
         lock_ttl_seconds=settings.lock_ttl_seconds,
@@ -79,27 +84,36 @@ class System:
             )
             if owns_ray:
                 stack.callback(stop_ray, owns_ray)
-            engine = await Engine.start(engine_config(settings, database_url), db)
-            stack.push_async_callback(engine.close)
+            seats = await SeatClient.start(actor_config(settings, database_url), db)
+            stack.push_async_callback(seats.close)
 
-            directory = Directory(db, engine)
+            directory = Directory(db, seats)
             stack.callback(directory.close)
 
-            orders = OrderProcessor(db, engine)
+            orders = OrderProcessor(db, seats)
             await orders.start()
             stack.push_async_callback(orders.stop)
 
             # Holds live only in actors: bring back every category a snapshot says had some.
             async with db.connect() as conn:
-                await engine.activate(await snapshots.categories_with_holds(conn))
+                await seats.activate(await snapshots.categories_with_holds(conn))
         except BaseException:
             await stack.aclose()
             raise
+        tokens = TokenService(settings.resolved_jwt_secret(), settings.token_lifetime)
         self.runtime = Runtime(
             settings=settings,
             db=db,
-            engine=engine,
-            tokens=TokenService(settings.resolved_jwt_secret(), settings.token_lifetime),
+            seats=seats,
+            sales=Sales(
+                db,
+                seats,
+                directory,
+                orders,
+                max_tickets_per_request=settings.max_tickets_per_request,
+            ),
+            auth=Authenticator(tokens, directory),
+            tokens=tokens,
             passwords=PasswordHasher(settings.bcrypt_rounds),
             orders=orders,
             directory=directory,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -20,16 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.errors import OversellRefused
 from persistence.models import SOLD_WITHIN_TOTAL, events, orders, ticket_categories
-from persistence.records import OrderDraft, OrderRecord, OrderStatus
+from persistence.records import OrderDraft, OrderRecord, OrderStatus, PlacedOrder
 
 CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True, slots=True)
-class PlacedOrder:
-    record: OrderRecord
-    # True when the order already existed (same lock id or request key): nothing was sold now.
-    replayed: bool
 
 
 def _record(row: Any) -> OrderRecord:

@@ -54,6 +54,13 @@ class OrderRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    record: OrderRecord
+    # True when the order already existed (same lock id or request key): nothing was sold now.
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CategoryFacts:
     """What a category actor needs to know about its category at activation."""
 

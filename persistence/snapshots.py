@@ -1,10 +1,13 @@
 """Category snapshots: the write-behind copy of an actor's holds and counters, as JSONB.
 
 An actor that restarts loads its last snapshot; a deleted category takes its snapshot with it.
+`encode_snapshot` and `decode_snapshot` are the one place the stored shape is written and read.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, func, literal, select, text
@@ -12,6 +15,82 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.models import category_snapshots, ticket_categories
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedHold:
+    lock_id: str
+    owner: int
+    quantity: int
+    expires_at: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class CategorySnapshot:
+    version: int
+    sold: int
+    total: int
+    holds: tuple[SavedHold, ...]
+
+
+def encode_snapshot(snapshot: CategorySnapshot) -> dict[str, Any]:
+    return {
+        "version": snapshot.version,
+        "sold": snapshot.sold,
+        "total": snapshot.total,
+        "holds": [
+            {
+                "lockId": h.lock_id,
+                "owner": h.owner,
+                "quantity": h.quantity,
+                "expiresAt": h.expires_at,
+            }
+            for h in snapshot.holds
+        ],
+    }
+
+
+def decode_snapshot(payload: dict[str, Any] | None) -> CategorySnapshot:
+    """Whatever can be read of a stored payload. A hold row that is not one (hand-edited, an
+    older format) is skipped: holds are ephemeral, and a bad snapshot must never keep a
+    category from activating. `sold` and `total` are informational: the ledger decides."""
+    payload = payload or {}
+    return CategorySnapshot(
+        version=_non_negative(payload.get("version")),
+        sold=_non_negative(payload.get("sold")),
+        total=_non_negative(payload.get("total")),
+        holds=tuple(_holds(payload.get("holds"))),
+    )
+
+
+def _non_negative(value: Any) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _holds(rows: Any) -> list[SavedHold]:
+    if not isinstance(rows, list):
+        return []
+    holds = []
+    for row in rows:
+        try:
+            hold = SavedHold(
+                lock_id=str(row["lockId"]),
+                owner=int(row["owner"]),
+                quantity=int(row["quantity"]),
+                expires_at=float(row["expiresAt"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            log.warning("skipping a malformed hold in a snapshot: %r", row)
+            continue
+        if hold.quantity > 0:
+            holds.append(hold)
+    return holds
+
 
 _HAS_HOLDS = text(
     "category_snapshots.payload -> 'holds' IS NOT NULL"

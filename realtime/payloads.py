@@ -80,11 +80,6 @@ def parse(model: type[PayloadT], data: Any) -> PayloadT:
         raise BadPayload(f"Invalid payload: {where}: {first['msg']}") from None
 
 
-def check_quantity(quantity: int, limit: int) -> None:
-    if quantity > limit:
-        raise BadPayload(f"Invalid payload: quantity must be at most {limit}")
-
-
 def iso(epoch_seconds: float) -> str:
     """ISO 8601 in UTC with milliseconds, as JavaScript's `Date.toISOString` writes it."""
     moment = datetime.fromtimestamp(epoch_seconds, UTC)

@@ -1,5 +1,5 @@
-"""The Socket.IO `/realtime` adapter: authenticated sessions, lock/unlock through the engine,
-event rooms, and the publisher that turns the engine's change feed into room emits.
+"""The Socket.IO `/realtime` adapter: authenticated sessions, lock/unlock through the sales
+service, event rooms, and the publisher that turns the change feed into room emits.
 """
 
 from __future__ import annotations
@@ -9,17 +9,16 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import engineio
 import socketio
 
-from actors.client import EngineRefused
-from actors.lockids import category_of_lock
 from actors.messages import CategoryChanged, FeedItem, UserNotice
-from gateway.auth import InvalidToken, Principal
-from gateway.directory import Directory, NotOnSale
+from actors.mirror import FeedMirror
+from actors.refusals import Refusal
 from realtime.payloads import (
     NAMESPACE,
     BadPayload,
@@ -27,20 +26,17 @@ from realtime.payloads import (
     LockRequest,
     UnlockRequest,
     availability_update,
-    check_quantity,
     failure,
     iso,
     lock_view,
     parse,
 )
 from realtime.ratelimit import TokenBucket
+from sales.identity import Authenticator, InvalidToken, Principal
 
 if TYPE_CHECKING:
-    from actors.client import Engine
     from actors.messages import HoldsReleased
-    from gateway.auth import TokenService
-    from gateway.config import Settings
-    from gateway.system import Runtime
+    from sales.service import Sales
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +46,15 @@ RATE_LIMITED = "Rate limit exceeded"
 INTERNAL = "Internal server error"
 
 Handler = Callable[[str, Principal, Any], Awaitable[dict[str, Any] | None]]
+Subscribe = Callable[[Callable[[FeedItem], None]], Callable[[], None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeSettings:
+    cors_origins: tuple[str, ...]
+    events_per_second: float
+    event_burst: int
+    max_payload_bytes: int
 
 
 def event_room(event_id: int) -> str:
@@ -60,24 +65,23 @@ def user_room(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-def create_realtime(runtime: Runtime) -> socketio.AsyncServer:
-    """The Socket.IO server of one gateway process, already following the engine's feed."""
-    settings = runtime.settings
+def create_realtime(
+    sales: Sales, auth: Authenticator, subscribe: Subscribe, settings: RealtimeSettings
+) -> socketio.AsyncServer:
+    """The Socket.IO server of one gateway process, already following the change feed."""
     sio = socketio.AsyncServer(
         async_mode="asgi",
         cors_allowed_origins=_origin_policy(settings),
-        max_http_buffer_size=settings.socket_max_payload_bytes,
+        max_http_buffer_size=settings.max_payload_bytes,
     )
     publisher = FeedPublisher(SocketRooms(sio))
-    service = RealtimeService(
-        sio, runtime.engine, runtime.directory, runtime.tokens, settings, publisher
-    )
+    service = RealtimeService(sio, sales, auth, settings, publisher)
     service.register()
-    runtime.engine.subscribe(publisher)
+    subscribe(publisher)
     return sio
 
 
-def _origin_policy(settings: Settings) -> Callable[[str | None, dict[str, Any]], bool]:
+def _origin_policy(settings: RealtimeSettings) -> Callable[[str | None, dict[str, Any]], bool]:
     """The configured CORS origins, plus the page's own origin (it is served by this app)."""
     allowed = frozenset(settings.cors_origins)
 
@@ -130,7 +134,7 @@ class SocketRooms:
 
 
 class FeedPublisher:
-    """Turns the engine's feed into room emits without ever blocking the engine.
+    """Turns the change feed into room emits without ever blocking the feed's follower.
 
     States of a category that arrive in the same turn of the event loop replace each other,
     and one broadcast sends the latest; a state older than one already sent is dropped, so
@@ -141,7 +145,7 @@ class FeedPublisher:
         self._rooms = rooms
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[int, CategoryChanged] = {}
-        self._latest: dict[int, tuple[int, int]] = {}
+        self._sent = FeedMirror(track_holds=False)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -163,14 +167,11 @@ class FeedPublisher:
 
     def _accept(self, item: FeedItem) -> None:
         if isinstance(item, CategoryChanged):
-            category_id = item.availability.category_id
-            stamp = item.availability.stamp
-            if stamp < self._latest.get(category_id, stamp):
+            if not self._sent.apply(item):
                 return  # an older state arriving late (another process's feed): never go back
-            self._latest[category_id] = stamp
             if not self._pending:
                 asyncio.get_running_loop().call_soon(self._flush)
-            self._pending[category_id] = item
+            self._pending[item.availability.category_id] = item
         elif isinstance(item, UserNotice):
             self._spawn(
                 self._rooms.emit(
@@ -205,16 +206,14 @@ class RealtimeService:
     def __init__(
         self,
         sio: socketio.AsyncServer,
-        engine: Engine,
-        directory: Directory,
-        tokens: TokenService,
-        settings: Settings,
+        sales: Sales,
+        auth: Authenticator,
+        settings: RealtimeSettings,
         publisher: FeedPublisher,
     ) -> None:
         self._sio = sio
-        self._engine = engine
-        self._directory = directory
-        self._tokens = tokens
+        self._sales = sales
+        self._auth = auth
         self._settings = settings
         self._publisher = publisher
         self._greetings: set[asyncio.Task[None]] = set()
@@ -237,16 +236,14 @@ class RealtimeService:
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         try:
-            principal = self._tokens.verify(_token_of(environ, auth))
+            principal = await self._auth.principal(_token_of(environ, auth))
         except InvalidToken:
             raise socketio.exceptions.ConnectionRefusedError(UNAUTHORIZED) from None
-        if not await self._directory.user_exists(principal.user_id):
-            raise socketio.exceptions.ConnectionRefusedError(UNAUTHORIZED)
         loop = asyncio.get_running_loop()
         self._publisher.bind(loop)
         bucket = TokenBucket(
-            self._settings.socket_events_per_second,
-            self._settings.socket_event_burst,
+            self._settings.events_per_second,
+            self._settings.event_burst,
             time.monotonic(),
         )
         await self._sio.save_session(
@@ -296,7 +293,7 @@ class RealtimeService:
             request = parse(EventRoomRequest, data)
         except BadPayload:
             return await self._join_failed(sid)
-        event = await self._directory.event(request.event_id)
+        event = await self._sales.event(request.event_id)
         if event is None:
             return await self._join_failed(sid)
         await self._sio.enter_room(sid, event_room(event.id), namespace=NAMESPACE)
@@ -307,7 +304,7 @@ class RealtimeService:
         }
         await self._emit_to(sid, "joined-event-room", reply)
         # The current numbers at once, so a page never waits for the next change.
-        current = await self._engine.availability([c.id for c in event.categories])
+        current = await self._sales.availability([c.id for c in event.categories])
         for category in event.categories:
             availability = current.get(category.id)
             if availability is not None:
@@ -340,15 +337,13 @@ class RealtimeService:
     async def lock_tickets(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
         try:
             request = parse(LockRequest, data)
-            check_quantity(request.quantity, self._settings.max_tickets_per_request)
-            await self._on_sale(request.event_id, request.category_id)
-            placed = await self._engine.hold(
-                user_id=who.user_id,
+            placed = await self._sales.hold(
+                who,
                 event_id=request.event_id,
                 category_id=request.category_id,
                 quantity=request.quantity,
             )
-        except (BadPayload, EngineRefused) as exc:
+        except (BadPayload, Refusal) as exc:
             reply = failure(exc.message)
         else:
             reply = {
@@ -368,7 +363,7 @@ class RealtimeService:
         try:
             request = parse(UnlockRequest, data)
             released = await self._release(who, request)
-        except (BadPayload, EngineRefused) as exc:
+        except (BadPayload, Refusal) as exc:
             reply = failure(exc.message)
         else:
             reply = {
@@ -377,7 +372,11 @@ class RealtimeService:
                 "availableTickets": released.availability.available,
                 "eventId": released.availability.event_id,
                 "categoryId": released.availability.category_id,
-                "quantity": sum(hold.quantity for hold in released.holds),
+                # By quantity, a hold may have been shrunk rather than dropped: what was asked
+                # for is what was released.
+                "quantity": request.quantity
+                if request.lock_id is None and request.quantity is not None
+                else sum(hold.quantity for hold in released.holds),
                 "lockIds": [hold.lock_id for hold in released.holds],
             }
         await self._emit_to(sid, "unlock-tickets-response", reply)
@@ -385,29 +384,18 @@ class RealtimeService:
 
     async def _release(self, who: Principal, request: UnlockRequest) -> HoldsReleased:
         if request.lock_id is not None:
-            category_id = category_of_lock(request.lock_id)
-            if category_id is None:
-                raise BadPayload("Lock not found or already released")
-            # The engine refuses a hold of someone else (NOT_YOUR_HOLD): identity is the token's.
-            return await self._engine.release(
-                user_id=who.user_id, category_id=category_id, lock_id=request.lock_id
-            )
+            return await self._sales.release_lock(who, request.lock_id)
         if request.category_id is None or request.quantity is None:
             raise BadPayload("Invalid payload: give lockId, or categoryId and quantity")
-        if request.event_id is not None:
-            await self._on_sale(request.event_id, request.category_id)
-        return await self._engine.release(
-            user_id=who.user_id, category_id=request.category_id, quantity=request.quantity
+        return await self._sales.release(
+            who,
+            category_id=request.category_id,
+            quantity=request.quantity,
+            event_id=request.event_id,
         )
 
-    async def _on_sale(self, event_id: int, category_id: int) -> None:
-        try:
-            await self._directory.on_sale(event_id, category_id)
-        except NotOnSale as refused:
-            raise BadPayload(refused.message) from None
-
     async def get_my_locks(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
-        holds = sorted(self._engine.holds_of(who.user_id), key=lambda hold: hold.expires_at)
+        holds = self._sales.holds_of(who.user_id)
         reply = {"success": True, "locks": [lock_view(hold) for hold in holds]}
         await self._emit_to(sid, "my-locks-response", reply)
         return reply

@@ -9,12 +9,12 @@ import secrets
 
 from fastapi import APIRouter, status
 
-from gateway.auth import PasswordHasher, Role
 from gateway.deps import RuntimeDep
 from gateway.errors import ApiError
 from gateway.schemas import LoginIn, RegisterIn, TokenOut, UserOut
 from persistence import users
 from persistence.errors import UsernameTaken
+from sales.identity import PasswordHasher, Role
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -13,10 +13,8 @@ from fastapi import APIRouter, Path, status
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
-from gateway.auth import Principal
 from gateway.deps import EventId, Organizer, Paging, RuntimeDep
 from gateway.errors import ApiError
-from gateway.processing import EVENT_NOT_FOUND
 from gateway.schemas import (
     DeletedOut,
     EventIn,
@@ -27,6 +25,8 @@ from gateway.schemas import (
 from gateway.system import Runtime
 from persistence import catalog
 from persistence.records import CategoryDraft, EventDraft, EventRecord
+from sales.identity import Principal
+from sales.service import EVENT_NOT_FOUND
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -36,7 +36,7 @@ Category = Annotated[str, Path(min_length=1, max_length=100)]
 
 async def shape_events(runtime: Runtime, events: Sequence[EventRecord]) -> list[EventOut]:
     ids = [category.id for event in events for category in event.categories]
-    live = await runtime.engine.availability(ids) if ids else {}
+    live = await runtime.sales.availability(ids) if ids else {}
     shaped: list[EventOut] = []
     for event in events:
         categories: list[TicketCategoryOut] = []
@@ -175,7 +175,7 @@ async def update_event(
 @router.delete("/{id}", response_model=DeletedOut)
 async def delete_event(id: EventId, organizer: Organizer, runtime: RuntimeDep) -> DeletedOut:
     event = await _owned(runtime, organizer, id)
-    live = await runtime.engine.availability([c.id for c in event.categories])
+    live = await runtime.sales.availability([c.id for c in event.categories])
     if any(seats.held for seats in live.values()):
         raise ApiError(409, "Tickets of this event are on hold; try again once they are released")
     async with runtime.db.begin() as conn:

@@ -34,7 +34,7 @@ async def _answers(check: Awaitable[bool]) -> bool:
 )
 async def health(runtime: RuntimeDep) -> HealthOut:
     database, ray = await asyncio.gather(
-        _answers(ping(runtime.db)), _answers(runtime.engine.healthy())
+        _answers(ping(runtime.db)), _answers(runtime.seats.healthy())
     )
     if not (database and ray):
         down = [name for name, ok in (("database", database), ("ray", ray)) if not ok]

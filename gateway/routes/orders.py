@@ -10,19 +10,11 @@ from typing import Any
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
-from gateway.auth import Principal
 from gateway.deps import Caller, EventId, OrderId, Paging, RequestKey, RuntimeDep
-from gateway.processing import (
-    all_visible_orders,
-    cancel_order,
-    event_orders,
-    my_orders,
-    place_order,
-    visible_order,
-)
 from gateway.schemas import OrderIn, OrderOut, OrderWithLockIn
 from gateway.system import Runtime
 from persistence.records import OrderRecord
+from sales.identity import Principal
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -79,8 +71,7 @@ async def _place(
     request_key: str | None,
     lock_id: str | None,
 ) -> Response:
-    order = await place_order(
-        runtime,
+    order = await runtime.sales.place_order(
         caller,
         event_id=body.event_id,
         category_id=body.category_id,
@@ -94,13 +85,13 @@ async def _place(
 
 @router.get("", response_model=list[OrderOut])
 async def list_my_orders(caller: Caller, runtime: RuntimeDep, page: Paging) -> list[OrderOut]:
-    orders = await my_orders(runtime, caller, limit=page.limit, offset=page.offset)
+    orders = await runtime.sales.my_orders(caller, limit=page.limit, offset=page.offset)
     return [shape(order) for order in orders]
 
 
 @router.get("/all", response_model=list[OrderOut])
 async def list_all_orders(caller: Caller, runtime: RuntimeDep, page: Paging) -> list[OrderOut]:
-    orders = await all_visible_orders(runtime, caller, limit=page.limit, offset=page.offset)
+    orders = await runtime.sales.all_visible_orders(caller, limit=page.limit, offset=page.offset)
     return [shape(order) for order in orders]
 
 
@@ -108,15 +99,17 @@ async def list_all_orders(caller: Caller, runtime: RuntimeDep, page: Paging) -> 
 async def list_event_orders(
     event_id: EventId, caller: Caller, runtime: RuntimeDep, page: Paging
 ) -> list[OrderOut]:
-    orders = await event_orders(runtime, caller, event_id, limit=page.limit, offset=page.offset)
+    orders = await runtime.sales.event_orders(
+        caller, event_id, limit=page.limit, offset=page.offset
+    )
     return [shape(order) for order in orders]
 
 
 @router.get("/{id}", response_model=OrderOut)
 async def get_order(id: OrderId, caller: Caller, runtime: RuntimeDep) -> OrderOut:
-    return shape(await visible_order(runtime, caller, id))
+    return shape(await runtime.sales.visible_order(caller, id))
 
 
 @router.post("/{id}/cancel", response_model=OrderOut)
 async def cancel(id: OrderId, caller: Caller, runtime: RuntimeDep) -> OrderOut:
-    return shape(await cancel_order(runtime, caller, id))
+    return shape(await runtime.sales.cancel_order(caller, id))

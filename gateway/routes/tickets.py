@@ -10,13 +10,11 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
-from gateway.auth import Principal
 from gateway.deps import Caller, RuntimeDep
-from gateway.errors import ApiError, invalid
-from gateway.processing import category_on_sale, check_quantity
+from gateway.errors import invalid
 from gateway.schemas import ReleaseIn, ReleaseOut, ReserveIn, ReserveOut
 from gateway.system import Runtime
-from persistence import catalog
+from sales.identity import Principal
 
 router = APIRouter(prefix="/events/tickets", tags=["tickets"])
 
@@ -27,14 +25,9 @@ async def reserve(body: ReserveIn, caller: Caller, runtime: RuntimeDep) -> Respo
 
 
 async def hold_seats(runtime: Runtime, caller: Principal, body: ReserveIn) -> Response:
-    """The reserve route's work, also served by `gateway.hotpaths` without FastAPI."""
-    check_quantity(runtime, body.quantity)
-    await category_on_sale(runtime, body.event_id, body.category_id)
-    placed = await runtime.engine.hold(
-        user_id=caller.user_id,
-        event_id=body.event_id,
-        category_id=body.category_id,
-        quantity=body.quantity,
+    """The reserve route's answer, also served by `gateway.hotpaths` without FastAPI."""
+    placed = await runtime.sales.hold(
+        caller, event_id=body.event_id, category_id=body.category_id, quantity=body.quantity
     )
     return ReserveOut(
         success=True,
@@ -52,15 +45,8 @@ async def hold_seats(runtime: Runtime, caller: Principal, body: ReserveIn) -> Re
 async def release(body: ReleaseIn, caller: Caller, runtime: RuntimeDep) -> ReleaseOut:
     if body.lock_id is None and body.quantity is None:
         raise invalid("quantity or lockId is required")
-    async with runtime.db.connect() as conn:
-        category = await catalog.get_category(conn, body.category_id)
-    if category is None:
-        raise ApiError(404, "Ticket category not found")
-    released = await runtime.engine.release(
-        user_id=caller.user_id,
-        category_id=body.category_id,
-        lock_id=body.lock_id,
-        quantity=None if body.lock_id is not None else body.quantity,
+    released = await runtime.sales.release(
+        caller, category_id=body.category_id, lock_id=body.lock_id, quantity=body.quantity
     )
     quantity = (
         sum(hold.quantity for hold in released.holds)

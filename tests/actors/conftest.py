@@ -11,30 +11,30 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from actors.client import Engine
-from actors.config import EngineConfig
+from actors.client import SeatClient
+from actors.config import ActorConfig
 from persistence import catalog, users
 from persistence.records import CategoryDraft, EventDraft, EventRecord
 from tests.fixtures.ray_runtime import kill_namespace
 
-EngineFactory = Callable[..., Awaitable[Engine]]
+EngineFactory = Callable[..., Awaitable[SeatClient]]
 
 
 @pytest.fixture
 async def start_engine(
     database_url: str, db: AsyncEngine, ray_runtime: None
 ) -> AsyncIterator[EngineFactory]:
-    engines: list[tuple[Engine, str]] = []
+    engines: list[tuple[SeatClient, str]] = []
 
-    async def start(**overrides: Any) -> Engine:
+    async def start(**overrides: Any) -> SeatClient:
         values: dict[str, Any] = {
             "database_url": database_url,
             "namespace": f"actors-{uuid.uuid4().hex[:12]}",
             "snapshot_interval_seconds": 0.2,
         }
         values.update(overrides)
-        config = EngineConfig(**values)
-        engine = await Engine.start(config, db)
+        config = ActorConfig(**values)
+        engine = await SeatClient.start(config, db)
         engines.append((engine, config.namespace))
         return engine
 
@@ -45,7 +45,7 @@ async def start_engine(
 
 
 @pytest.fixture
-async def engine(start_engine: EngineFactory) -> Engine:
+async def engine(start_engine: EngineFactory) -> SeatClient:
     return await start_engine()
 
 

@@ -11,10 +11,10 @@ import pytest
 import ray
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from actors.category import actor_name
-from actors.client import Engine, EngineRefused
-from actors.inventory import RefusalReason
+from actors.client import SeatClient
 from actors.messages import HoldPlaced, OrderPlaced
+from actors.refusals import Refusal, RefusalReason
+from actors.remote import category_actor_name
 from persistence import ledger, snapshots
 from persistence.records import EventRecord
 from tests.actors.conftest import EngineFactory
@@ -34,12 +34,12 @@ async def ledger_sold(db: AsyncEngine, category_id: int) -> int:
         return await ledger.sold_seats(conn, category_id)
 
 
-def actor_of(engine: Engine, category_id: int) -> Any:
-    return ray.get_actor(actor_name(category_id), namespace=engine._config.namespace)
+def actor_of(engine: SeatClient, category_id: int) -> Any:
+    return ray.get_actor(category_actor_name(category_id), namespace=engine._config.namespace)
 
 
 async def test_concurrent_holds_never_exceed_capacity(
-    engine: Engine, make_category: Callable[..., Awaitable[EventRecord]]
+    engine: SeatClient, make_category: Callable[..., Awaitable[EventRecord]]
 ) -> None:
     event = await make_category(seats=7)
     category = event.categories[0]
@@ -49,7 +49,7 @@ async def test_concurrent_holds_never_exceed_capacity(
             return await engine.hold(
                 user_id=owner, event_id=event.id, category_id=category.id, quantity=1
             )
-        except EngineRefused as refused:
+        except Refusal as refused:
             return refused.reason
 
     results = await asyncio.gather(*(attempt(owner) for owner in range(1, 61)))
@@ -77,13 +77,13 @@ async def test_holds_expire_without_any_caller(
 
     await eventually(freed)
     assert engine.holds_of(1) == []
-    with pytest.raises(EngineRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         await engine.confirm(lock_id=placed.hold.lock_id, draft=order_draft(event, 1, 3))
     assert refused.value.reason is RefusalReason.HOLD_NOT_FOUND
 
 
 async def test_lock_is_confirmed_once_by_its_owner_only(
-    engine: Engine,
+    engine: SeatClient,
     make_category: Callable[..., Awaitable[EventRecord]],
     make_buyer: Callable[[], Awaitable[int]],
     db: AsyncEngine,
@@ -96,10 +96,10 @@ async def test_lock_is_confirmed_once_by_its_owner_only(
     )
     lock_id = placed.hold.lock_id
 
-    with pytest.raises(EngineRefused) as stolen:
+    with pytest.raises(Refusal) as stolen:
         await engine.confirm(lock_id=lock_id, draft=order_draft(event, thief, 2))
     assert stolen.value.reason is RefusalReason.NOT_YOUR_HOLD
-    with pytest.raises(EngineRefused) as wrong_size:
+    with pytest.raises(Refusal) as wrong_size:
         await engine.confirm(lock_id=lock_id, draft=order_draft(event, owner, 3))
     assert wrong_size.value.reason is RefusalReason.HOLD_MISMATCH
 
@@ -117,7 +117,7 @@ async def test_lock_is_confirmed_once_by_its_owner_only(
 
 
 async def test_buy_with_the_same_key_creates_one_order(
-    engine: Engine,
+    engine: SeatClient,
     make_category: Callable[..., Awaitable[EventRecord]],
     make_buyer: Callable[[], Awaitable[int]],
     db: AsyncEngine,
@@ -136,7 +136,7 @@ async def test_buy_with_the_same_key_creates_one_order(
 
 
 async def test_cancel_returns_seats_exactly_once(
-    engine: Engine,
+    engine: SeatClient,
     make_category: Callable[..., Awaitable[EventRecord]],
     make_buyer: Callable[[], Awaitable[int]],
     db: AsyncEngine,
@@ -148,7 +148,7 @@ async def test_cancel_returns_seats_exactly_once(
         *(engine.cancel(order=placed.order) for _ in range(3)), return_exceptions=True
     )
     cancelled = [r for r in results if not isinstance(r, BaseException)]
-    refusals = [r.reason for r in results if isinstance(r, EngineRefused)]
+    refusals = [r.reason for r in results if isinstance(r, Refusal)]
     assert len(cancelled) == 1
     assert refusals == [RefusalReason.ORDER_ALREADY_CANCELLED] * 2
     assert await ledger_sold(db, event.categories[0].id) == 0
@@ -157,7 +157,7 @@ async def test_cancel_returns_seats_exactly_once(
 
 
 async def test_killed_actor_loses_no_confirmed_order_and_sells_nothing_twice(
-    engine: Engine,
+    engine: SeatClient,
     make_category: Callable[..., Awaitable[EventRecord]],
     make_buyer: Callable[[], Awaitable[int]],
     db: AsyncEngine,
@@ -176,13 +176,13 @@ async def test_killed_actor_loses_no_confirmed_order_and_sells_nothing_twice(
         draft = order_draft(event, placed.hold.owner, 1)
         try:
             return await engine.confirm(lock_id=placed.hold.lock_id, draft=draft)
-        except EngineRefused as refused:
+        except Refusal as refused:
             return refused.reason
 
     async def buy(buyer: int) -> OrderPlaced | RefusalReason:
         try:
             return await engine.buy(draft=order_draft(event, buyer, 1))
-        except EngineRefused as refused:
+        except Refusal as refused:
             return refused.reason
 
     async def crash() -> None:
@@ -243,14 +243,14 @@ async def test_passivation_and_reactivation_keep_the_numbers(
     actor_of(engine, category.id)
 
 
-async def test_unknown_category_is_refused(engine: Engine) -> None:
-    with pytest.raises(EngineRefused) as refused:
+async def test_unknown_category_is_refused(engine: SeatClient) -> None:
+    with pytest.raises(Refusal) as refused:
         await engine.hold(user_id=1, event_id=1, category_id=987_654_321, quantity=1)
     assert refused.value.reason is RefusalReason.CATEGORY_UNAVAILABLE
 
 
 async def test_a_malformed_snapshot_does_not_keep_a_category_down(
-    engine: Engine, make_category: Callable[..., Awaitable[EventRecord]], db: AsyncEngine
+    engine: SeatClient, make_category: Callable[..., Awaitable[EventRecord]], db: AsyncEngine
 ) -> None:
     event = await make_category(seats=5)
     category = event.categories[0]
@@ -275,7 +275,7 @@ async def test_a_malformed_snapshot_does_not_keep_a_category_down(
 
 
 async def test_a_ledger_failure_refuses_only_its_orders_and_changes_nothing(
-    engine: Engine,
+    engine: SeatClient,
     make_category: Callable[..., Awaitable[EventRecord]],
     make_buyer: Callable[[], Awaitable[int]],
     db: AsyncEngine,
@@ -288,7 +288,7 @@ async def test_a_ledger_failure_refuses_only_its_orders_and_changes_nothing(
     async def outcome(work: Awaitable[Any]) -> Any:
         try:
             return await work
-        except EngineRefused as refused:
+        except Refusal as refused:
             return refused.reason
 
     results = await asyncio.gather(

@@ -13,11 +13,11 @@ from hypothesis.stateful import (
     rule,
 )
 
-from actors.inventory import (
+from actors.inventory import Inventory
+from actors.refusals import (
     BadQuantity,
     HoldExpired,
     HoldNotFound,
-    Inventory,
     NotEnoughSeats,
     NotYourHold,
     Refusal,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from benchmarks.sockets import RoomSocket, SocketError
-from gateway.auth import Role
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem
 from tests.gateway.conftest import MakeEvent, MakeUser, order_body
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from gateway.auth import Role
 from persistence.records import EventRecord
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem
 
 if TYPE_CHECKING:

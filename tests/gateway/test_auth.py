@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import jwt
 
-from gateway.auth import Role
+from sales.identity import Role
 from tests.gateway.conftest import MakeUser, assert_error
 
 if TYPE_CHECKING:

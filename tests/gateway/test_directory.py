@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from gateway.auth import Role
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem
 from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, order_body, poll
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from gateway.auth import Role
+from sales.identity import Role
 from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, order_body, reserve
 
 EVENT_KEYS = {

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.auth import Role
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem
 from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, available_seats, order_body
 

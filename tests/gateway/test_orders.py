@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth import Role
 from persistence import ledger
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem
 from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, order_body, poll, reserve
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from gateway.auth import Role
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem
 from tests.gateway.conftest import (
     MakeEvent,

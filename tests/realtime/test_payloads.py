@@ -12,7 +12,6 @@ from realtime.payloads import (
     EventRoomRequest,
     LockRequest,
     UnlockRequest,
-    check_quantity,
     iso,
     lock_view,
     parse,
@@ -47,12 +46,6 @@ def test_bad_lock_requests_are_refused_with_a_message(data: Any) -> None:
     with pytest.raises(BadPayload) as refused:
         parse(LockRequest, data)
     assert refused.value.message.startswith("Invalid payload")
-
-
-def test_quantity_above_the_configured_limit_is_refused() -> None:
-    check_quantity(10, 10)
-    with pytest.raises(BadPayload, match="at most 10"):
-        check_quantity(11, 10)
 
 
 def test_unlock_takes_a_lock_id_or_a_category_and_quantity() -> None:

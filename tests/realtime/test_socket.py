@@ -14,8 +14,8 @@ import httpx
 import pytest
 import socketio
 
-from gateway.auth import Role
 from persistence.records import EventRecord
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem, create_event, create_user
 from tests.realtime.conftest import Connect, Recorder
 
@@ -329,7 +329,7 @@ async def test_a_payload_user_id_never_changes_who_owns_a_lock(
     await attacker_socket.emit("lock-tickets", payload)
     reply = await attacker_socket.next("lock-tickets-response")
     assert reply["success"] is True
-    owned = live_system.runtime.engine.holds_of(attacker.id)
+    owned = live_system.runtime.seats.holds_of(attacker.id)
     assert [hold.lock_id for hold in owned] == [reply["lockId"]]
 
     await victim_socket.emit("get-my-locks")
@@ -431,7 +431,7 @@ async def test_a_burst_of_holds_is_coalesced_and_ends_on_the_final_state(
     watcher = await connect(live_system.api, (await make_user()).token)
     await joined(watcher, event)
     holders = [await make_user() for _ in range(4)]
-    engine = live_system.runtime.engine
+    engine = live_system.runtime.seats
 
     async def burst() -> None:
         await asyncio.gather(

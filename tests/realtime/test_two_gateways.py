@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from gateway.auth import Role
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem, create_event, create_user
 from tests.realtime.conftest import Connect
 
@@ -18,7 +18,7 @@ async def test_a_lock_and_an_order_through_a_reach_sockets_on_b(
 ) -> None:
     a = await start_system()
     b = await start_system(ray_namespace=a.settings.ray_namespace)
-    assert a.api != b.api and a.runtime.engine is not b.runtime.engine
+    assert a.api != b.api and a.runtime.seats is not b.runtime.seats
 
     event = await create_event(a, await create_user(a, Role.ORGANIZER), (8,))
     category = event.categories[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import ray
 
-from gateway.auth import Role
+from sales.identity import Role
 from tests.fixtures.system import LiveSystem, create_event, create_user
 from tests.realtime.conftest import WAIT_SECONDS, Connect
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from gateway.auth import InvalidToken, Role, TokenService
+from sales.identity import InvalidToken, Role, TokenService
 
 SECRET = "unit-test-secret-" + "y" * 32
 

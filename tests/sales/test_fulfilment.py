@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from actors.messages import FeedItem, UserNotice
-from gateway.auth import Role
-from gateway.processing import OrderProcessor
 from persistence import ledger
 from persistence.records import OrderRecord, OrderStatus
+from sales.fulfilment import OrderProcessor
+from sales.identity import Role
 from tests.fixtures.orders import order_draft
 from tests.fixtures.system import LiveSystem
 from tests.gateway.conftest import MakeEvent, MakeUser, poll
@@ -40,12 +40,12 @@ async def test_declined_payment_cancels_and_returns_the_seats(
             notices.append(item)
 
     async def scenario() -> tuple[OrderRecord, OrderRecord]:
-        processor = OrderProcessor(runtime.db, runtime.engine, payment=decline)
+        processor = OrderProcessor(runtime.db, runtime.seats, payment=decline)
         await processor.start()
-        unsubscribe = runtime.engine.subscribe(listen)
+        unsubscribe = runtime.seats.subscribe(listen)
         try:
-            small = await runtime.engine.buy(draft=order_draft(event, buyer.id, 2))
-            big = await runtime.engine.buy(draft=order_draft(event, buyer.id, 4))
+            small = await runtime.seats.buy(draft=order_draft(event, buyer.id, 2))
+            big = await runtime.seats.buy(draft=order_draft(event, buyer.id, 4))
             processor.submit(small.order)
             processor.submit(big.order)
             await processor.idle()
@@ -58,7 +58,7 @@ async def test_declined_payment_cancels_and_returns_the_seats(
     small, big = await live_system.call(scenario())
     assert await _status(live_system, small.id) is OrderStatus.COMPLETED
     assert await _status(live_system, big.id) is OrderStatus.CANCELLED
-    seats = await live_system.call(runtime.engine.availability([event.categories[0].id]))
+    seats = await live_system.call(runtime.seats.availability([event.categories[0].id]))
     assert seats[event.categories[0].id].available == 4
     assert {(n.event, n.payload["orderId"]) for n in notices} == {
         ("order-completed", small.id),
@@ -73,11 +73,11 @@ async def test_orders_left_pending_complete_at_the_next_start(
     event = await make_event(organizer, seats=(5,))
     runtime = live_system.runtime
     # Placed but never submitted: as if the gateway died right after the ledger write.
-    placed = await live_system.call(runtime.engine.buy(draft=order_draft(event, buyer.id, 1)))
+    placed = await live_system.call(runtime.seats.buy(draft=order_draft(event, buyer.id, 1)))
     assert await _status(live_system, placed.order.id) is OrderStatus.PENDING
 
     async def restart_processor() -> None:
-        processor = OrderProcessor(runtime.db, runtime.engine)
+        processor = OrderProcessor(runtime.db, runtime.seats)
         await processor.start()
         await processor.idle()
         await processor.stop()

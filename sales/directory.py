@@ -13,33 +13,27 @@ from collections import OrderedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from actors.client import Engine
+from actors.client import SeatClient
 from actors.messages import CatalogChanged, FeedItem
 from persistence import catalog, users
-from persistence.records import CategoryRecord, EventRecord
+from persistence.records import EventRecord
 
 EVENT_LIFETIME_SECONDS = 30.0
 EVENT_CAPACITY = 10_000
-
-
-class NotOnSale(Exception):
-    """The category is unknown, belongs to another event, or is not active."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+CATEGORY_CAPACITY = 100_000
 
 
 class Directory:
-    def __init__(self, db: AsyncEngine, engine: Engine) -> None:
+    def __init__(self, db: AsyncEngine, seats: SeatClient) -> None:
         self._db = db
-        self._engine = engine
+        self._seats = seats
         self._events: OrderedDict[int, tuple[float, EventRecord]] = OrderedDict()
         self._loading: dict[int, asyncio.Future[EventRecord | None]] = {}
         self._generation = 0  # bumped by every change notice
         self._users: set[int] = set()  # users are never deleted: once seen, known
-        self._unsubscribe = engine.subscribe(self._on_feed)
+        # category id -> event id; a category deleted since is refused by its actor
+        self._categories: OrderedDict[int, int] = OrderedDict()
+        self._unsubscribe = seats.subscribe(self._on_feed)
 
     def close(self) -> None:
         self._unsubscribe()
@@ -73,19 +67,19 @@ class Directory:
             self._events.popitem(last=False)
         return record
 
-    async def on_sale(self, event_id: int, category_id: int) -> tuple[EventRecord, CategoryRecord]:
-        """The event and its category, if that category belongs to it and both are active."""
-        event = await self.event(event_id)
-        if event is None:
-            raise NotOnSale(404, "Event not found")
-        category = next((c for c in event.categories if c.id == category_id), None)
+    async def event_of_category(self, category_id: int) -> int | None:
+        """The event a category belongs to, or None when there is no such category."""
+        known = self._categories.get(category_id)
+        if known is not None:
+            return known
+        async with self._db.connect() as conn:
+            category = await catalog.get_category(conn, category_id)
         if category is None:
-            raise NotOnSale(404, "Ticket category not found for this event")
-        if not event.is_active:
-            raise NotOnSale(409, "This event is not active")
-        if not category.is_active:
-            raise NotOnSale(409, "This ticket category is not on sale")
-        return event, category
+            return None
+        self._categories[category_id] = category.event_id
+        if len(self._categories) > CATEGORY_CAPACITY:
+            self._categories.popitem(last=False)
+        return category.event_id
 
     async def user_exists(self, user_id: int) -> bool:
         """A verified token can outlive its user (a wiped database, a reused secret)."""
@@ -100,7 +94,7 @@ class Directory:
     async def event_changed(self, event_id: int) -> None:
         """Call after an event's row changed: every gateway forgets it."""
         self._forget(event_id)
-        await self._engine.publish(CatalogChanged(event_id))
+        await self._seats.publish(CatalogChanged(event_id))
 
     def _on_feed(self, item: FeedItem) -> None:
         if isinstance(item, CatalogChanged):

@@ -1,7 +1,6 @@
-"""Who is asking: password hashing and the HS256 tokens that carry identity.
-
-REST and Socket.IO verify tokens through the same `TokenService`, so both accept and refuse
-exactly the same tokens.
+"""Who is asking: password hashing, the HS256 tokens that carry identity, and the one check
+(`Authenticator`) every adapter runs on a token, so REST and Socket.IO accept and refuse
+exactly the same callers.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Protocol
 
 import bcrypt
 import jwt
@@ -103,6 +103,25 @@ class TokenService:
         if user_id <= 0:
             raise InvalidToken("bad subject")
         return Principal(user_id=user_id, role=role), expires
+
+
+class UserDirectory(Protocol):
+    async def user_exists(self, user_id: int) -> bool: ...
+
+
+class Authenticator:
+    """A verified token of a user that still exists: the only source of a `Principal`."""
+
+    def __init__(self, tokens: TokenService, users: UserDirectory) -> None:
+        self._tokens = tokens
+        self._users = users
+
+    async def principal(self, token: str | None) -> Principal:
+        principal = self._tokens.verify(token)
+        # A verified token can outlive its user (a wiped database, a reused secret).
+        if not await self._users.user_exists(principal.user_id):
+            raise InvalidToken("unknown user")
+        return principal
 
 
 class PasswordHasher:

@@ -1,0 +1,260 @@
+"""The desk of one category: a batch of commands decided against its inventory in one
+synchronous step, and the settling of the orders that step sent to the ledger.
+
+Nothing here awaits, so no other call can run between checking seats and changing them;
+the language enforces what a comment in an async method could only promise. The actor
+(`actors.category`) does the I/O around it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Container, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from actors.inventory import Hold, Inventory
+from actors.lockids import hold_lock_id, sale_lock_id
+from actors.messages import (
+    Availability,
+    Buy,
+    CancelOrder,
+    Command,
+    ConfirmHold,
+    HoldPlaced,
+    HoldsReleased,
+    HoldView,
+    OrderCancelled,
+    OrderPlaced,
+    Outcome,
+    PlaceHold,
+    Refused,
+    ReleaseHold,
+)
+from actors.refusals import (
+    HoldMismatch,
+    HoldNotFound,
+    NotYourHold,
+    Refusal,
+    RefusalReason,
+    WrongEvent,
+)
+from persistence.records import OrderRecord, PlacedOrder
+
+LEDGER_REFUSAL = Refused(
+    RefusalReason.LEDGER_UNAVAILABLE, "Orders cannot be recorded right now; try again"
+)
+
+# What changed, for the feed: holds added (or shrunk), lock ids removed.
+Changed = Callable[[Sequence[HoldView], Sequence[str]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """An order the decision sent to the ledger; its seats are held, confirming, meanwhile."""
+
+    index: int
+    command: ConfirmHold | Buy
+    lock_id: str
+
+
+@dataclass(slots=True)
+class Decision:
+    """What a batch decided at once, and what is left for the actor's I/O, by command index."""
+
+    outcomes: list[Outcome | None]
+    writes: list[Write] = field(default_factory=list)
+    joins: list[tuple[int, str]] = field(default_factory=list)  # replays of an order in flight
+    lookups: list[tuple[int, ConfirmHold]] = field(default_factory=list)  # used lock? ask ledger
+    cancels: list[tuple[int, CancelOrder]] = field(default_factory=list)
+
+
+class Desk:
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        event_id: int,
+        category_id: int,
+        epoch: int,
+        lock_ttl_seconds: float,
+        changed: Changed,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.inventory = inventory
+        self.event_id = event_id
+        self.category_id = category_id
+        self._epoch = epoch
+        self._ttl = lock_ttl_seconds
+        self._changed = changed
+        self._clock = clock
+
+    # -- the synchronous step -----------------------------------------------------------------
+
+    def decide(
+        self,
+        commands: Sequence[Command],
+        now: float,
+        replies: Mapping[str, Outcome],
+        writing: Container[str],
+    ) -> Decision:
+        """Decide every command that can be decided now; `replies` answers a retried request
+        as the first try was answered, `writing` names the lock ids whose order is in flight."""
+        decision = Decision(outcomes=[None] * len(commands))
+        started: set[str] = set()
+
+        def in_flight(lock_id: str) -> bool:
+            return lock_id in writing or lock_id in started
+
+        for index, command in enumerate(commands):
+            cached = replies.get(command.request_id)
+            if cached is not None:
+                decision.outcomes[index] = cached
+                continue
+            try:
+                if isinstance(command, PlaceHold):
+                    decision.outcomes[index] = self._hold(command, now)
+                elif isinstance(command, ReleaseHold):
+                    decision.outcomes[index] = self._release(command)
+                elif isinstance(command, ConfirmHold):
+                    lock_id = command.lock_id
+                    if self._joins(lock_id, command.owner, in_flight(lock_id)):
+                        decision.joins.append((index, lock_id))
+                    elif self.inventory.get(lock_id) is None:
+                        decision.lookups.append((index, command))
+                    else:
+                        self._begin_confirm(command, now)
+                        decision.writes.append(Write(index, command, lock_id))
+                        started.add(lock_id)
+                elif isinstance(command, Buy):
+                    self._check_event(command.draft.event_id)
+                    lock_id = sale_lock_id(self.category_id, command.owner, command.request_id)
+                    if self._joins(lock_id, command.owner, in_flight(lock_id)):
+                        decision.joins.append((index, lock_id))
+                    else:
+                        self.inventory.begin_sale(
+                            command.owner, command.draft.quantity, lock_id, now
+                        )
+                        decision.writes.append(Write(index, command, lock_id))
+                        started.add(lock_id)
+                else:
+                    decision.cancels.append((index, command))
+            except Refusal as refusal:
+                decision.outcomes[index] = Refused(refusal.reason, refusal.message)
+        if decision.writes:
+            self._changed((), ())  # the confirming holds count as held meanwhile
+        return decision
+
+    def settle(self, decision: Decision, placed: Sequence[PlacedOrder]) -> None:
+        """The ledger has the orders: their seats are sold (or were already, for a replay)."""
+        removed = []
+        for write, result in zip(decision.writes, placed, strict=True):
+            if result.replayed:
+                # The ledger already had this order: its seats are in `sold` already.
+                self.inventory.abort_confirm(write.lock_id)
+                self.inventory.release(write.lock_id, write.command.owner)
+            else:
+                self.inventory.finish_confirm(write.lock_id)
+            removed.append(write.lock_id)
+            decision.outcomes[write.index] = OrderPlaced(
+                result.record, self.availability(), result.replayed
+            )
+        self._changed((), removed)
+
+    def undo(self, decision: Decision) -> None:
+        """The ledger refused the writes: each hold is back as it was, each sale undone."""
+        for write in decision.writes:
+            self.inventory.abort_confirm(write.lock_id)
+            if isinstance(write.command, Buy):
+                self.inventory.release(write.lock_id, write.command.owner)
+            decision.outcomes[write.index] = LEDGER_REFUSAL
+        self._changed((), ())
+
+    def cancelled(self, order: OrderRecord) -> OrderCancelled:
+        """The ledger cancelled `order`: its seats go back on sale."""
+        self.inventory.give_back(order.quantity)
+        self._changed((), ())
+        return OrderCancelled(order, self.availability())
+
+    def expire(self, now: float) -> None:
+        expired = self.inventory.expire_due(now)
+        if expired:
+            self._changed((), [hold.lock_id for hold in expired])
+
+    def everything_changed(self) -> None:
+        """Announce the whole state (at activation)."""
+        self._changed([self.view(hold) for hold in self.inventory.holds()], ())
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def availability(self) -> Availability:
+        inventory = self.inventory
+        return Availability(
+            event_id=self.event_id,
+            category_id=self.category_id,
+            total=inventory.total,
+            held=inventory.held,
+            sold=inventory.sold,
+            version=inventory.version,
+            at=self._clock(),
+            epoch=self._epoch,
+        )
+
+    def view(self, hold: Hold) -> HoldView:
+        return HoldView(
+            lock_id=hold.lock_id,
+            owner=hold.owner,
+            event_id=self.event_id,
+            category_id=self.category_id,
+            quantity=hold.quantity,
+            expires_at=hold.expires_at,
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _check_event(self, event_id: int) -> None:
+        # Ids come from the client and a gateway's catalogue may be stale: the category's own
+        # facts decide, before anything changes.
+        if event_id != self.event_id:
+            raise WrongEvent("This category does not belong to that event")
+
+    def _hold(self, command: PlaceHold, now: float) -> Outcome:
+        self._check_event(command.event_id)
+        lock_id = hold_lock_id(self.category_id, command.owner, command.request_id)
+        hold = self.inventory.hold(command.owner, command.quantity, lock_id, now, self._ttl)
+        view = self.view(hold)
+        self._changed((view,), ())
+        return HoldPlaced(view, self.availability())
+
+    def _release(self, command: ReleaseHold) -> Outcome:
+        inventory = self.inventory
+        if command.lock_id is not None:
+            released = [inventory.release(command.lock_id, command.owner)]
+        elif command.quantity is not None:
+            released = inventory.release_quantity(command.owner, command.quantity)
+        else:
+            raise HoldNotFound("Name a lockId or a quantity to release")
+        survivors = [inventory.get(hold.lock_id) for hold in released]
+        self._changed(
+            [self.view(hold) for hold in survivors if hold is not None],
+            [hold.lock_id for hold in released if inventory.get(hold.lock_id) is None],
+        )
+        return HoldsReleased(tuple(self.view(h) for h in released), self.availability())
+
+    def _begin_confirm(self, command: ConfirmHold, now: float) -> None:
+        hold = self.inventory.get(command.lock_id)
+        if hold is not None and hold.owner == command.owner:
+            draft = command.draft
+            if draft.category_id != self.category_id or draft.event_id != self.event_id:
+                raise HoldMismatch("This lock is for another event or category")
+            if draft.quantity != hold.quantity:
+                raise HoldMismatch(f"This lock holds {hold.quantity} tickets, not {draft.quantity}")
+        self.inventory.begin_confirm(command.lock_id, command.owner, now)
+
+    def _joins(self, lock_id: str, owner: int, in_flight: bool) -> bool:
+        """Is this the replay of an order whose write is in flight? Then it waits for it."""
+        if not in_flight:
+            return False
+        hold = self.inventory.get(lock_id)
+        if hold is not None and hold.owner != owner:
+            raise NotYourHold("This lock belongs to another user")
+        return True

@@ -1,0 +1,91 @@
+"""A category's changes, coalesced for the feed: at most one item per interval, and the
+latest state always goes out last. Changes a failed publish carried are kept for the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from actors.messages import Availability, CategoryChanged, FeedItem, HoldView
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[list[FeedItem]], Awaitable[None]]
+RETRY_SECONDS = 0.5
+
+
+class FeedBatcher:
+    def __init__(
+        self,
+        publish: Publish,
+        state: Callable[[], Availability | None],
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._publish = publish
+        self._state = state
+        self._interval = interval
+        self._clock = clock
+        self._added: dict[str, HoldView] = {}
+        self._removed: set[str] = set()
+        self._dirty = False
+        self._last_publish = 0.0
+        self._publisher: asyncio.Task[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self._dirty
+
+    def mark(self, added: Sequence[HoldView], removed: Sequence[str]) -> None:
+        """Something changed: holds added (or shrunk) and lock ids removed, if any."""
+        for lock_id in removed:
+            self._added.pop(lock_id, None)
+            self._removed.add(lock_id)
+        for view in added:
+            self._removed.discard(view.lock_id)
+            self._added[view.lock_id] = view
+        self._dirty = True
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish_loop())
+
+    async def flush(self) -> bool:
+        """Publish what is pending now; False when the hub did not take it (kept for later)."""
+        availability = self._state()
+        if not self._dirty or availability is None:
+            return True
+        added, removed = self._added, self._removed
+        item = CategoryChanged(
+            availability=availability,
+            holds_added=tuple(added.values()),
+            holds_removed=tuple(removed),
+        )
+        self._added, self._removed, self._dirty = {}, set(), False
+        self._last_publish = self._clock()
+        try:
+            await self._publish([item])
+        except Exception:
+            log.exception("publishing category %s failed", availability.category_id)
+            self._restore(added, removed)
+            return False
+        return True
+
+    async def _publish_loop(self) -> None:
+        while self._dirty:
+            wait = self._last_publish + self._interval - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not await self.flush():
+                await asyncio.sleep(RETRY_SECONDS)
+
+    def _restore(self, added: dict[str, HoldView], removed: set[str]) -> None:
+        """Put back what a failed publish carried, under anything marked since (newer wins)."""
+        for lock_id in removed:
+            if lock_id not in self._added:
+                self._removed.add(lock_id)
+        for lock_id, view in added.items():
+            if lock_id not in self._removed and lock_id not in self._added:
+                self._added[lock_id] = view
+        self._dirty = True

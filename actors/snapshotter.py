@@ -1,0 +1,46 @@
+"""Write-behind snapshots of a category's holds: saved when the inventory changed, for a
+fast restore. Not for durability (the ledger is that): a failed save is retried next time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from actors.inventory import Hold, Inventory
+from persistence.snapshots import CategorySnapshot, SavedHold
+
+log = logging.getLogger(__name__)
+
+Save = Callable[[CategorySnapshot], Awaitable[None]]
+
+
+class Snapshotter:
+    def __init__(self, save: Save) -> None:
+        self._save = save
+        self._saved_version = -1
+
+    async def save_if_changed(self, inventory: Inventory) -> None:
+        if inventory.version != self._saved_version:
+            await self.save(inventory)
+
+    async def save(self, inventory: Inventory) -> None:
+        state = inventory.snapshot()
+        snapshot = CategorySnapshot(
+            version=state.version,
+            sold=state.sold,
+            total=state.total,
+            holds=tuple(
+                SavedHold(h.lock_id, h.owner, h.quantity, h.expires_at) for h in state.holds
+            ),
+        )
+        try:
+            await self._save(snapshot)
+        except Exception:
+            log.exception("a snapshot failed; retried at the next tick")
+            return
+        self._saved_version = state.version
+
+
+def holds_of(snapshot: CategorySnapshot) -> list[Hold]:
+    return [Hold(h.lock_id, h.owner, h.quantity, h.expires_at) for h in snapshot.holds]

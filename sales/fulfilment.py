@@ -1,0 +1,151 @@
+"""Fulfilment: pending orders move to completed through the payment step, and the buyer's
+sockets hear of it; a declined payment cancels the order and returns its seats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actors.client import SeatClient
+from actors.messages import UserNotice
+from actors.refusals import Refusal
+from persistence import ledger
+from persistence.records import OrderRecord, OrderStatus
+
+logger = logging.getLogger(__name__)
+
+PaymentStep = Callable[[OrderRecord], Awaitable[bool]]
+
+COMPLETED_MESSAGE = "Your order has been completed successfully!"
+CANCELLED_MESSAGE = "Your order has been cancelled"
+PAYMENT_FAILED_MESSAGE = "Your order was cancelled: the payment did not go through"
+STOP_GRACE_SECONDS = 5.0
+
+
+async def approve_payment(order: OrderRecord) -> bool:
+    """The default payment step: every order is paid."""
+    return True
+
+
+def order_notice(order: OrderRecord, message: str) -> dict[str, Any]:
+    """The payload of `order-completed` and `order-cancelled`."""
+    return {
+        "orderId": order.id,
+        "eventId": order.event_id,
+        "categoryId": order.category_id,
+        "quantity": order.quantity,
+        "message": message,
+    }
+
+
+class OrderProcessor:
+    """Moves pending orders to completed through the payment step, then tells the buyer.
+
+    `submit` never blocks the request. Orders submitted while a batch is being completed go
+    into the next one: one UPDATE and one feed message per batch, not per order, so a flash
+    sale costs the gateway no extra transaction per order. `start` picks up orders left
+    pending by a restart.
+    """
+
+    def __init__(
+        self, db: AsyncEngine, seats: SeatClient, payment: PaymentStep = approve_payment
+    ) -> None:
+        self._db = db
+        self._seats = seats
+        self._payment = payment
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: dict[int, OrderRecord] = {}
+        self._worker: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        async with self._db.connect() as conn:
+            pending = await ledger.pending_orders(conn, limit=10_000)
+        for order in pending:
+            self._enqueue(order)
+
+    def submit(self, order: OrderRecord) -> None:
+        loop = self._loop
+        if loop is None or self._stopping:
+            return  # picked up by the next start(): it stays pending in the ledger
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._enqueue(order)
+        else:
+            loop.call_soon_threadsafe(self._enqueue, order)
+
+    async def idle(self) -> None:
+        """Wait until every submitted order has been processed (tests, shutdown)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        worker = self._worker
+        if worker is not None:
+            _, late = await asyncio.wait({worker}, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._queue.clear()
+
+    def _enqueue(self, order: OrderRecord) -> None:
+        if self._stopping or order.status is not OrderStatus.PENDING:
+            return
+        self._queue[order.id] = order
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._queue and not self._stopping:
+            batch, self._queue = list(self._queue.values()), {}
+            try:
+                await self._complete(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # They stay pending in the ledger; the next start() retries them.
+                logger.exception("%d orders could not be completed", len(batch))
+
+    async def _complete(self, batch: list[OrderRecord]) -> None:
+        verdicts = await asyncio.gather(
+            *(self._payment(order) for order in batch), return_exceptions=True
+        )
+        for order, verdict in zip(batch, verdicts, strict=True):
+            if isinstance(verdict, BaseException):
+                # Undecided: it stays pending in the ledger and the next start() retries it.
+                logger.error("payment step failed for order %s: %r", order.id, verdict)
+        paid = [order.id for order, ok in zip(batch, verdicts, strict=True) if ok is True]
+        async with self._db.begin() as conn:
+            completed = await ledger.complete_orders(conn, paid)
+        if completed:
+            await self._seats.publish(
+                *(
+                    UserNotice(
+                        order.user_id, "order-completed", order_notice(order, COMPLETED_MESSAGE)
+                    )
+                    for order in completed
+                )
+            )
+        for order, ok in zip(batch, verdicts, strict=True):
+            if ok is False:
+                try:
+                    await self._refuse(order)
+                except Refusal as refused:
+                    logger.info("order %s not cancelled: %s", order.id, refused.message)
+
+    async def _refuse(self, order: OrderRecord) -> None:
+        cancelled = await self._seats.cancel(order=order)
+        await self._seats.notify_user(
+            order.user_id, "order-cancelled", order_notice(cancelled.order, PAYMENT_FAILED_MESSAGE)
+        )

@@ -1,0 +1,245 @@
+"""Every seat and order rule, in one place for every adapter: what is on sale, how many
+tickets one request may take, holds, releases, orders (with or without a hold, once per
+Idempotency-Key), who may see an order, and cancelling once.
+
+It takes the caller's verified identity and plain values, returns domain values and raises
+only typed refusals (`actors.refusals`); the REST routes, the hot path and the socket
+handlers each shape their own answer from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from actors.client import SeatClient
+from actors.lockids import category_of_lock
+from actors.messages import Availability, HoldPlaced, HoldsReleased, HoldView
+from actors.refusals import (
+    CategoryNotFound,
+    EventNotFound,
+    HoldNotFound,
+    NotOnSale,
+    OrderAlreadyCancelled,
+    OrderNotFound,
+    Refusal,
+    TooManyTickets,
+)
+from persistence import catalog, ledger
+from persistence.records import CategoryRecord, EventRecord, OrderDraft, OrderRecord, OrderStatus
+from sales.directory import Directory
+from sales.fulfilment import CANCELLED_MESSAGE, OrderProcessor, order_notice
+from sales.identity import Principal
+
+EVENT_NOT_FOUND = "Event not found"
+ORDER_NOT_FOUND = "Order not found"
+CATEGORY_NOT_FOUND = "Ticket category not found"
+
+
+class Sales:
+    def __init__(
+        self,
+        db: AsyncEngine,
+        seats: SeatClient,
+        directory: Directory,
+        fulfilment: OrderProcessor,
+        *,
+        max_tickets_per_request: int,
+    ) -> None:
+        self._db = db
+        self._seats = seats
+        self._directory = directory
+        self._fulfilment = fulfilment
+        self._max_tickets = max_tickets_per_request
+
+    # -- what is on sale --------------------------------------------------------------------
+
+    async def on_sale(self, event_id: int, category_id: int) -> tuple[EventRecord, CategoryRecord]:
+        """The event and its category, if that category belongs to it and both are active."""
+        event, category = await self._category_of_event(event_id, category_id)
+        if not event.is_active:
+            raise NotOnSale("This event is not active")
+        if not category.is_active:
+            raise NotOnSale("This ticket category is not on sale")
+        return event, category
+
+    def check_quantity(self, quantity: int) -> None:
+        if quantity > self._max_tickets:
+            raise TooManyTickets(f"quantity must be at most {self._max_tickets} per request")
+
+    async def event(self, event_id: int) -> EventRecord | None:
+        return await self._directory.event(event_id)
+
+    async def _category_of_event(
+        self, event_id: int, category_id: int
+    ) -> tuple[EventRecord, CategoryRecord]:
+        event = await self._directory.event(event_id)
+        if event is None:
+            raise EventNotFound(EVENT_NOT_FOUND)
+        category = next((c for c in event.categories if c.id == category_id), None)
+        if category is None:
+            raise CategoryNotFound("Ticket category not found for this event")
+        return event, category
+
+    async def _existing_category(self, category_id: int) -> None:
+        # Checked before any actor is called: an unknown id must never start an actor process.
+        if await self._directory.event_of_category(category_id) is None:
+            raise CategoryNotFound(CATEGORY_NOT_FOUND)
+
+    # -- holds ------------------------------------------------------------------------------
+
+    async def hold(
+        self, caller: Principal, *, event_id: int, category_id: int, quantity: int
+    ) -> HoldPlaced:
+        self.check_quantity(quantity)
+        await self.on_sale(event_id, category_id)
+        return await self._seats.hold(
+            user_id=caller.user_id, event_id=event_id, category_id=category_id, quantity=quantity
+        )
+
+    async def release_lock(self, caller: Principal, lock_id: str) -> HoldsReleased:
+        """Release one of the caller's holds by its lock id (which names its category)."""
+        category_id = category_of_lock(lock_id)
+        if category_id is None:
+            raise HoldNotFound("Lock not found or already released")
+        return await self.release(caller, category_id=category_id, lock_id=lock_id)
+
+    async def release(
+        self,
+        caller: Principal,
+        *,
+        category_id: int,
+        lock_id: str | None = None,
+        quantity: int | None = None,
+        event_id: int | None = None,
+    ) -> HoldsReleased:
+        """Release the hold `lock_id`, or else `quantity` seats among the caller's holds of the
+        category. Only the caller's own holds: the actor refuses anyone else's."""
+        if event_id is not None:
+            await self._category_of_event(event_id, category_id)
+        else:
+            await self._existing_category(category_id)
+        if lock_id is None and quantity is None:
+            raise HoldNotFound("Name a lockId or a quantity to release")
+        return await self._seats.release(
+            user_id=caller.user_id,
+            category_id=category_id,
+            lock_id=lock_id,
+            quantity=None if lock_id is not None else quantity,
+        )
+
+    def holds_of(self, user_id: int) -> list[HoldView]:
+        """The user's live holds, soonest to expire first."""
+        return sorted(self._seats.holds_of(user_id), key=lambda hold: hold.expires_at)
+
+    async def availability(self, category_ids: Sequence[int]) -> dict[int, Availability]:
+        return await self._seats.availability(category_ids)
+
+    # -- orders -----------------------------------------------------------------------------
+
+    async def place_order(
+        self,
+        caller: Principal,
+        *,
+        event_id: int,
+        category_id: int,
+        quantity: int,
+        notes: str | None,
+        request_key: str | None,
+        lock_id: str | None = None,
+    ) -> OrderRecord:
+        """Buy (or confirm the caller's hold `lock_id`); a replayed request key returns the
+        first order and never writes a second."""
+        if request_key is not None:
+            existing = await self._order_by_request_key(request_key)
+            if existing is not None:
+                return existing
+        self.check_quantity(quantity)
+        event, category = await self.on_sale(event_id, category_id)
+        draft = OrderDraft(
+            user_id=caller.user_id,
+            event_id=event.id,
+            category_id=category.id,
+            quantity=quantity,
+            unit_price=category.price,
+            event_name=event.event_name,
+            category_name=category.category_name,
+            notes=notes or None,
+            request_key=request_key,
+        )
+        try:
+            if lock_id is None:
+                placed = await self._seats.buy(draft=draft)
+            else:
+                placed = await self._seats.confirm(lock_id=lock_id, draft=draft)
+        except Refusal:
+            # A concurrent replay of the same key may have won the seats: answer its order.
+            if request_key is not None:
+                existing = await self._order_by_request_key(request_key)
+                if existing is not None:
+                    return existing
+            raise
+        self._fulfilment.submit(placed.order)
+        return placed.order
+
+    async def _order_by_request_key(self, request_key: str) -> OrderRecord | None:
+        async with self._db.connect() as conn:
+            return await ledger.find_order_by_request_key(conn, request_key)
+
+    async def visible_order(self, caller: Principal, order_id: int) -> OrderRecord:
+        """The order if the caller bought it or organizes its event; otherwise it does not
+        exist, as far as the caller can tell."""
+        async with self._db.connect() as conn:
+            order = await ledger.get_order(conn, order_id)
+            if order is None:
+                raise OrderNotFound(ORDER_NOT_FOUND)
+            if order.user_id == caller.user_id:
+                return order
+            event = await catalog.get_event(conn, order.event_id)
+        if event is not None and event.created_by == caller.user_id:
+            return order
+        raise OrderNotFound(ORDER_NOT_FOUND)
+
+    async def my_orders(
+        self, caller: Principal, *, limit: int | None, offset: int
+    ) -> list[OrderRecord]:
+        async with self._db.connect() as conn:
+            return await ledger.list_orders(
+                conn, user_id=caller.user_id, limit=limit, offset=offset
+            )
+
+    async def all_visible_orders(
+        self, caller: Principal, *, limit: int | None, offset: int
+    ) -> list[OrderRecord]:
+        """An organizer sees their own orders and those of events they created; others, theirs."""
+        if not caller.is_organizer:
+            return await self.my_orders(caller, limit=limit, offset=offset)
+        async with self._db.connect() as conn:
+            return await ledger.list_orders(
+                conn, visible_to=caller.user_id, limit=limit, offset=offset
+            )
+
+    async def event_orders(
+        self, caller: Principal, event_id: int, *, limit: int | None, offset: int
+    ) -> list[OrderRecord]:
+        """The event's creator sees all its orders; anyone else only their own."""
+        async with self._db.connect() as conn:
+            event = await catalog.get_event(conn, event_id)
+            if event is None:
+                raise EventNotFound(EVENT_NOT_FOUND)
+            buyer = None if event.created_by == caller.user_id else caller.user_id
+            return await ledger.list_orders(
+                conn, event_id=event_id, user_id=buyer, limit=limit, offset=offset
+            )
+
+    async def cancel_order(self, caller: Principal, order_id: int) -> OrderRecord:
+        """Cancel once: the seats go back exactly once and the buyer's sockets hear of it."""
+        order = await self.visible_order(caller, order_id)
+        if order.status is OrderStatus.CANCELLED:
+            raise OrderAlreadyCancelled("Order is already cancelled")
+        cancelled = await self._seats.cancel(order=order)
+        await self._seats.notify_user(
+            order.user_id, "order-cancelled", order_notice(cancelled.order, CANCELLED_MESSAGE)
+        )
+        return cancelled.order

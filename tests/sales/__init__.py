@@ -1,0 +1,1 @@
+"""Tests of the shared services: identity, fulfilment, the sales rules."""

@@ -42,6 +42,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(VENV)/bin/boxoffice bench
 
 clean:

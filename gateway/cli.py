@@ -144,8 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:
         # The harness has its own options; hand them over untouched, in order.
-        from benchmarks.cli import main as bench_main
-
+        try:
+            from benchmarks.cli import main as bench_main
+        except ImportError as missing:
+            print(
+                f"boxoffice bench needs the bench extra ({missing.name} is missing): "
+                "pip install 'boxoffice[bench]' (or `make bench`, which installs it)",
+                file=sys.stderr,
+            )
+            return 2
         return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="boxoffice")
     commands = parser.add_subparsers(dest="command", required=True)

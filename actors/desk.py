@@ -33,7 +33,6 @@ from actors.messages import (
 from actors.refusals import (
     HoldMismatch,
     HoldNotFound,
-    NotYourHold,
     Refusal,
     RefusalReason,
     WrongEvent,
@@ -254,7 +253,5 @@ class Desk:
         """Is this the replay of an order whose write is in flight? Then it waits for it."""
         if not in_flight:
             return False
-        hold = self.inventory.get(lock_id)
-        if hold is not None and hold.owner != owner:
-            raise NotYourHold("This lock belongs to another user")
+        self.inventory.check_owner(lock_id, owner)
         return True

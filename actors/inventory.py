@@ -63,6 +63,12 @@ class Inventory:
     def holds(self) -> list[Hold]:
         return list(self._holds.values())
 
+    def check_owner(self, lock_id: str, owner: int) -> None:
+        """Refuse anyone but the owner of `lock_id`, if it exists (whatever its state)."""
+        hold = self._holds.get(lock_id)
+        if hold is not None and hold.owner != owner:
+            raise NotYourHold("This lock belongs to another user")
+
     def holds_of(self, owner: int) -> list[Hold]:
         return [hold for hold in self._holds.values() if hold.owner == owner]
 
@@ -206,8 +212,7 @@ class Inventory:
     ) -> Hold:
         existing = self._holds.get(lock_id)
         if existing is not None:
-            if existing.owner != owner:
-                raise NotYourHold("This lock belongs to another user")
+            self.check_owner(lock_id, owner)
             return existing
         _check_quantity(quantity)
         if quantity > self.available:
@@ -220,8 +225,7 @@ class Inventory:
         hold = self._holds.get(lock_id)
         if hold is None:
             raise HoldNotFound("Lock not found or already used")
-        if hold.owner != owner:
-            raise NotYourHold("This lock belongs to another user")
+        self.check_owner(lock_id, owner)
         return hold
 
     def _add(self, hold: Hold) -> None:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from actors.inventory import Hold, Inventory
-from persistence.snapshots import CategorySnapshot, SavedHold
+from persistence.snapshots import CategorySnapshot
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,7 @@ class Snapshotter:
             version=state.version,
             sold=state.sold,
             total=state.total,
-            holds=tuple(
-                SavedHold(h.lock_id, h.owner, h.quantity, h.expires_at) for h in state.holds
-            ),
+            holds=state.holds,
         )
         try:
             await self._save(snapshot)

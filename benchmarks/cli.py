@@ -9,9 +9,11 @@ import argparse
 import asyncio
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.harness import BenchOptions, ServiceFailed, run
+from benchmarks import report
+from benchmarks.harness import BenchOptions, ServiceFailed, default_output, run
 from benchmarks.scenarios import SCENARIOS
 
 QUICK = {
@@ -67,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--targets",
         default=",".join(defaults.targets),
-        help="comma list of system, ceiling, baseline (default: all three)",
+        help="comma list of system, ceiling, baseline, baseline_nosync (default: all)",
     )
     for name, kind, text in TUNABLES:
         default = getattr(defaults, name)
@@ -82,6 +84,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output", "-o", type=Path, help="output directory (default benchmarks/results/<stamp>/)"
     )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the whole bench this many times, each on a fresh system, and report the "
+        "median of each figure and ratio (default 1)",
+    )
     p.add_argument("--keep-data", action="store_true", help="keep the temporary DATA_DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -94,7 +103,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         if value is not None:
             values[name] = value
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
-    unknown = set(targets) - {"system", "ceiling", "baseline"}
+    unknown = set(targets) - set(BenchOptions(scenarios=()).targets)
     if unknown:
         raise SystemExit(f"unknown targets: {', '.join(sorted(unknown))}")
     return BenchOptions(
@@ -108,11 +117,19 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = options_from(parser().parse_args(argv))
+    args = parser().parse_args(argv)
+    options = options_from(args)
     # SIGTERM as Ctrl-C: the harness unwinds and stops the servers it started.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return asyncio.run(run(options))
+        if args.runs <= 1:
+            return asyncio.run(run(options))
+        out_dir = options.output or default_output()
+        run_dirs = [out_dir / f"run-{i}" for i in range(1, args.runs + 1)]
+        codes = [asyncio.run(run(replace(options, output=d))) for d in run_dirs]
+        results, meta = report.combine(out_dir, run_dirs)
+        report.print_table(results, meta, out_dir)
+        return max(codes)
     except ServiceFailed as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2

@@ -56,7 +56,7 @@ def free_port() -> int:
 class BenchOptions:
     scenarios: tuple[str, ...]
     quick: bool = False
-    targets: tuple[str, ...] = ("system", "ceiling", "baseline")
+    targets: tuple[str, ...] = ("system", "ceiling", "baseline", "baseline_nosync")
     buyers: int = 2000
     seats: int = 500
     flash_concurrency: int = 256
@@ -270,10 +270,25 @@ class Targets:
     realtime: str | None = None
     ceiling: str | None = None
     baseline: str | None = None
+    baseline_nosync: str | None = None
 
     def urls(self) -> dict[str, str]:
-        pairs = {"system": self.system, "ceiling": self.ceiling, "baseline": self.baseline}
+        pairs = {
+            "system": self.system,
+            "ceiling": self.ceiling,
+            "baseline": self.baseline,
+            "baseline_nosync": self.baseline_nosync,
+        }
         return {name: url for name, url in pairs.items() if url}
+
+
+# The servers besides the system: module, and what differs in their environment.
+REFERENCE_SERVERS: dict[str, tuple[str, dict[str, str]]] = {
+    "ceiling": ("ceiling", {}),
+    "baseline": ("pg_baseline", {}),
+    "baseline_nosync": ("pg_baseline", {"BASELINE_SYNCHRONOUS_COMMIT": "off"}),
+}
+QUIET_CORES = 0.15
 
 
 @dataclass(slots=True)
@@ -291,6 +306,33 @@ class Bench:
     progress: Any  # rich.progress.Progress (or a stand-in)
     services: dict[str, Service] = field(default_factory=dict)
     postgres_pid: int | None = None
+
+    async def settle(
+        self, *, holds_of: tuple[int, int] | None = None, within: float = 120.0
+    ) -> float:
+        """Wait until what ran before has finished its deferred work, so it is not charged to
+        what runs next: the system's holds of `holds_of` (event, category) expired, then every
+        server and PostgreSQL below QUIET_CORES for a second. Returns the seconds waited."""
+        started = time.monotonic()
+        deadline = started + within
+        if holds_of is not None and self.targets.system is not None:
+            event_id, category_id = holds_of
+            url = f"{self.targets.system}/api/events/{event_id}/tickets"
+            while time.monotonic() < deadline:
+                _, categories = await self.request("GET", url)
+                held = next(
+                    (c["reservedSeats"] for c in categories or () if c["id"] == category_id), 0
+                )
+                if not held:
+                    break
+                await asyncio.sleep(0.5)
+        pids = [service.pid for service in self.services.values()] + [self.postgres_pid]
+        while time.monotonic() < deadline:
+            async with CpuMeter(pids, every=0.5) as meter:
+                await asyncio.sleep(1.0)
+            if meter.seconds < QUIET_CORES:
+                break
+        return time.monotonic() - started
 
     def server_cpu(self, target: str) -> CpuMeter:
         """Meters the CPU of a target's processes and of PostgreSQL, which the system and the
@@ -397,12 +439,29 @@ def system_env(options: BenchOptions, data_dir: Path, database_url: str) -> dict
     return env
 
 
+def default_output() -> Path:
+    return REPO_ROOT / "benchmarks" / "results" / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def settings_not_default(env: dict[str, str]) -> dict[str, str]:
+    """The system's settings in this bench that differ from what `make run` uses."""
+    from gateway.config import Settings
+
+    defaults = Settings.model_fields
+    shown: dict[str, str] = {}
+    for name in ("LOCK_TTL_SECONDS", "ACTOR_IDLE_SECONDS", "BCRYPT_ROUNDS",
+                 "SOCKET_EVENTS_PER_SECOND", "SOCKET_EVENT_BURST"):  # fmt: skip
+        default = defaults[name.lower()].default
+        if name in env and float(env[name]) != float(default):
+            shown[name] = f"{env[name]} (default {default:g})"
+    return shown
+
+
 async def run(options: BenchOptions) -> int:
     """Run the bench end to end; the exit status is non-zero when an audit failed."""
     from benchmarks import report, scenarios
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = options.output or REPO_ROOT / "benchmarks" / "results" / stamp
+    out_dir = options.output or default_output()
     out_dir.mkdir(parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
     progress = report.make_progress(options.progress)
@@ -432,7 +491,7 @@ async def run(options: BenchOptions) -> int:
                 services.append(system)
                 targets.system = system.url
                 targets.realtime = f"http://127.0.0.1:{env['REALTIME_SERVICE_PORT']}"
-            for name, module in (("ceiling", "ceiling"), ("baseline", "pg_baseline")):
+            for name, (module, extra_env) in REFERENCE_SERVERS.items():
                 if name not in options.targets:
                     continue
                 port = free_port()
@@ -440,7 +499,9 @@ async def run(options: BenchOptions) -> int:
                     sys.executable, "-m", "uvicorn", f"benchmarks.{module}:app_from_env",
                     "--factory", "--host", "127.0.0.1", "--port", str(port), *uvicorn_flags(),
                 ]  # fmt: skip
-                service = Service.launch(name, argv, env, f"http://127.0.0.1:{port}", out_dir)
+                service = Service.launch(
+                    name, argv, {**env, **extra_env}, f"http://127.0.0.1:{port}", out_dir
+                )
                 services.append(service)
                 setattr(targets, name, service.url)
             async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -489,6 +550,7 @@ async def run(options: BenchOptions) -> int:
         if not options.keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)
     meta = report.machine(started, options)
+    meta["settings_not_default"] = settings_not_default(system_env(options, data_dir, ""))
     meta["load_average_at_start"] = [round(x, 2) for x in load_at_start]
     meta["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report.write(out_dir, results, meta)

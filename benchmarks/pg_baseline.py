@@ -1,7 +1,10 @@
 """The PostgreSQL baseline: reserve and order-with-lock the way one would without actors.
 
 A conditional UPDATE on the hot category row plus a holds table, one transaction per request,
-against the same PostgreSQL the system uses; its own tables are prefixed `baseline_`.
+against the same PostgreSQL the system uses; its own tables are prefixed `baseline_`. Each
+request is one statement (a CTE), so the hot row's lock is held for one round trip, not two.
+`BASELINE_SYNCHRONOUS_COMMIT=off` runs the same with commits that do not wait for the WAL to
+reach disk: a crash may lose the last moments of commits, as a write-behind would.
 """
 
 import os
@@ -50,27 +53,35 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS baseline_orders_category ON baseline_orders (category_id)",
 )
 
+# One statement each: the seats and the hold change together, or neither does.
 RESERVE = text(
-    "UPDATE baseline_categories SET held = held + :q "
-    "WHERE id = :id AND event_id = :event_id AND total - held - sold >= :q "
-    "RETURNING total - held - sold AS available"
+    "WITH seats AS ("
+    " UPDATE baseline_categories SET held = held + :q"
+    " WHERE id = :id AND event_id = :event_id AND total - held - sold >= :q"
+    " RETURNING id, total - held - sold AS available),"
+    " hold AS ("
+    " INSERT INTO baseline_holds (lock_id, user_id, category_id, quantity, expires_at)"
+    " SELECT :lock_id, :user_id, id, :q, :expires_at FROM seats RETURNING lock_id)"
+    " SELECT seats.available FROM seats, hold"
 )
-INSERT_HOLD = text(
-    "INSERT INTO baseline_holds (lock_id, user_id, category_id, quantity, expires_at) "
-    "VALUES (:lock_id, :user_id, :category_id, :q, :expires_at)"
-)
-TAKE_HOLD = text(
-    "DELETE FROM baseline_holds WHERE lock_id = :lock_id AND user_id = :user_id "
-    "AND expires_at > now() RETURNING category_id, quantity"
-)
-SELL_HELD = text(
-    "UPDATE baseline_categories SET held = held - :q, sold = sold + :q WHERE id = :id "
-    "RETURNING event_id, category_name, price"
-)
-INSERT_ORDER = text(
-    "INSERT INTO baseline_orders (user_id, event_id, category_id, quantity, unit_price, "
-    "total_price, status, lock_id) VALUES (:user_id, :event_id, :category_id, :q, :price, "
-    ":total, 'pending', :lock_id) RETURNING id, created_at"
+# The hold is taken only if it matches the order; the seats move from held to sold and the
+# order row is written in the same statement.
+ORDER_WITH_LOCK = text(
+    "WITH hold AS ("
+    " DELETE FROM baseline_holds WHERE lock_id = :lock_id AND user_id = :user_id"
+    " AND expires_at > now() AND category_id = :category_id AND quantity = :q"
+    " RETURNING category_id, quantity),"
+    " seats AS ("
+    " UPDATE baseline_categories c SET held = held - hold.quantity, sold = sold + hold.quantity"
+    " FROM hold WHERE c.id = hold.category_id"
+    " RETURNING c.id, c.event_id, c.category_name, c.price, hold.quantity),"
+    " placed AS ("
+    " INSERT INTO baseline_orders (user_id, event_id, category_id, quantity, unit_price,"
+    " total_price, status, lock_id)"
+    " SELECT :user_id, event_id, id, quantity, price, price * quantity, 'pending', :lock_id"
+    " FROM seats RETURNING id, created_at)"
+    " SELECT placed.id, placed.created_at, seats.event_id, seats.category_name, seats.price"
+    " FROM placed, seats"
 )
 
 
@@ -111,13 +122,18 @@ def database_url(raw: str) -> str:
     return raw
 
 
-def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
+def create_app(
+    settings: Settings, *, pool_size: int = 10, synchronous_commit: bool = True
+) -> FastAPI:
     if not settings.database_url:
         raise ValueError("the baseline needs DATABASE_URL")
     tokens = TokenService(settings.resolved_jwt_secret(), settings.token_lifetime)
     ttl = timedelta(seconds=settings.lock_ttl_seconds)
     engine: AsyncEngine = create_async_engine(
-        database_url(settings.database_url), pool_size=pool_size, max_overflow=0
+        database_url(settings.database_url),
+        pool_size=pool_size,
+        max_overflow=0,
+        connect_args={} if synchronous_commit else {"options": "-c synchronous_commit=off"},
     )
 
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -155,21 +171,19 @@ def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
         async with engine.begin() as conn:
             row = (
                 await conn.execute(
-                    RESERVE, {"q": body.quantity, "id": body.categoryId, "event_id": body.eventId}
+                    RESERVE,
+                    {
+                        "q": body.quantity,
+                        "id": body.categoryId,
+                        "event_id": body.eventId,
+                        "lock_id": lock_id,
+                        "user_id": who.user_id,
+                        "expires_at": expires_at,
+                    },
                 )
             ).first()
             if row is None:
                 raise Refusal(409, "Not enough seats available")
-            await conn.execute(
-                INSERT_HOLD,
-                {
-                    "lock_id": lock_id,
-                    "user_id": who.user_id,
-                    "category_id": body.categoryId,
-                    "q": body.quantity,
-                    "expires_at": expires_at,
-                },
-            )
         return {
             "success": True,
             "lockId": lock_id,
@@ -183,40 +197,29 @@ def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
         body: OrderWithLockBody, who: Annotated[Principal, Depends(principal)]
     ) -> dict[str, Any]:
         async with engine.begin() as conn:
-            hold = (
-                await conn.execute(TAKE_HOLD, {"lock_id": body.lockId, "user_id": who.user_id})
-            ).first()
-            if hold is None:
-                raise Refusal(404, "Lock not found")
-            if hold.category_id != body.categoryId or hold.quantity != body.quantity:
-                raise Refusal(400, "The order does not match the lock")
-            category = (
-                await conn.execute(SELL_HELD, {"q": hold.quantity, "id": hold.category_id})
-            ).one()
             order = (
                 await conn.execute(
-                    INSERT_ORDER,
+                    ORDER_WITH_LOCK,
                     {
-                        "user_id": who.user_id,
-                        "event_id": category.event_id,
-                        "category_id": hold.category_id,
-                        "q": hold.quantity,
-                        "price": category.price,
-                        "total": category.price * hold.quantity,
                         "lock_id": body.lockId,
+                        "user_id": who.user_id,
+                        "category_id": body.categoryId,
+                        "q": body.quantity,
                     },
                 )
-            ).one()
+            ).first()
+        if order is None:
+            raise Refusal(404, "Lock not found, expired, or not matching the order")
         return {
             "id": order.id,
             "userId": who.user_id,
-            "eventId": category.event_id,
-            "categoryId": hold.category_id,
-            "quantity": hold.quantity,
-            "unitPrice": float(category.price),
-            "totalPrice": float(category.price * hold.quantity),
+            "eventId": order.event_id,
+            "categoryId": body.categoryId,
+            "quantity": body.quantity,
+            "unitPrice": float(order.price),
+            "totalPrice": float(order.price * body.quantity),
             "status": "pending",
-            "categoryName": category.category_name,
+            "categoryName": order.category_name,
             "createdAt": order.created_at.isoformat(),
         }
 
@@ -293,4 +296,5 @@ def create_app(settings: Settings, *, pool_size: int = 10) -> FastAPI:
 def app_from_env() -> FastAPI:
     """uvicorn factory: DATABASE_URL, JWT_SECRET and LOCK_TTL_SECONDS from the environment."""
     pool = int(os.environ.get("BASELINE_POOL_SIZE", "10"))
-    return create_app(Settings(), pool_size=pool)
+    synchronous = os.environ.get("BASELINE_SYNCHRONOUS_COMMIT", "on").lower() != "off"
+    return create_app(Settings(), pool_size=pool, synchronous_commit=synchronous)

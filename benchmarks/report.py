@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -50,7 +51,31 @@ def make_progress(enabled: bool) -> Progress:
     )
 
 
+# Columns: the targets, then the system's ratio to each reference.
+TARGETS = ("system", "ceiling", "baseline", "baseline_nosync")
+HEADINGS = {
+    "system": "system",
+    "ceiling": "ceiling",
+    "baseline": "baseline",
+    "baseline_nosync": "baseline, no fsync wait",
+}
+REFERENCES = ("ceiling", "baseline", "baseline_nosync")
+LEGEND = (
+    "ceiling: FastAPI + JWT check, answers at once. baseline: the same routes on PostgreSQL, one "
+    "transaction (one statement) per request, each commit waiting for its WAL flush, so an "
+    "answered hold survives a crash. baseline, no fsync wait: the same with "
+    "synchronous_commit=off, so a crash may lose the last moments of answered holds."
+)
+
+
+def columns(results: Sequence[ScenarioResult]) -> list[str]:
+    present = {name for result in results for row in result.rows for name in row.values}
+    return [name for name in TARGETS if name in present]
+
+
 def ratio(row: Row, other: str) -> float | None:
+    if row.ratios is not None:
+        return row.ratios.get(other)
     system, base = row.values.get("system"), row.values.get(other)
     if not row.better or system is None or base is None or base == 0:
         return None
@@ -113,8 +138,7 @@ def to_json(results: Sequence[ScenarioResult], meta: dict[str, Any]) -> dict[str
         rows = [
             {
                 **dataclasses.asdict(row),
-                "vs_ceiling": ratio(row, "ceiling"),
-                "vs_baseline": ratio(row, "baseline"),
+                **{f"vs_{other}": ratio(row, other) for other in REFERENCES},
             }
             for row in result.rows
         ]
@@ -141,10 +165,15 @@ def write(out_dir: Path, results: Sequence[ScenarioResult], meta: dict[str, Any]
 
 def print_table(results: Sequence[ScenarioResult], meta: dict[str, Any], out_dir: Path) -> None:
     table = Table(title=f"Boxoffice bench · {meta['date']} · {meta['cores']} cores · {meta['cpu']}")
-    for column in ("scenario", "metric", "system", "ceiling", "baseline", "vs ceiling",
-                   "vs baseline", "goal"):  # fmt: skip
-        justify = "left" if column in ("scenario", "metric", "goal") else "right"
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    targets = columns(results)
+    references = [name for name in targets if name in REFERENCES]
+    table.add_column("scenario")
+    table.add_column("metric")
+    for name in targets:
+        table.add_column(HEADINGS[name], justify="right")
+    for name in references:
+        table.add_column(f"vs {HEADINGS[name]}", justify="right")
+    table.add_column("goal")
     for result in results:
         for i, row in enumerate(result.rows):
             goal = row.goal
@@ -156,15 +185,14 @@ def print_table(results: Sequence[ScenarioResult], meta: dict[str, Any], out_dir
             table.add_row(
                 (result.name + ("" if result.passed else " [red]FAILED[/]")) if i == 0 else "",
                 row.metric + unit,
-                _fmt(row.values.get("system"), row.unit),
-                _fmt(row.values.get("ceiling"), row.unit),
-                _fmt(row.values.get("baseline"), row.unit),
-                _fmt_ratio(ratio(row, "ceiling")),
-                _fmt_ratio(ratio(row, "baseline")),
+                *(_fmt(row.values.get(name), row.unit) for name in targets),
+                *(_fmt_ratio(ratio(row, name)) for name in references),
                 goal,
             )
         table.add_section()
     console.print(table)
+    for line in preamble(meta)[1:]:
+        console.print(line)
     for result in results:
         for note in result.notes:
             console.print(f"[yellow]{result.name}[/]: {note}")
@@ -173,30 +201,111 @@ def print_table(results: Sequence[ScenarioResult], meta: dict[str, Any], out_dir
     console.print(f"results: {out_dir / 'results.json'}  picture: {out_dir / 'bench.png'}")
 
 
-def markdown(results: Sequence[ScenarioResult], meta: dict[str, Any]) -> str:
-    """The same table as Markdown, for the README's results section."""
+def _cell(row: Row, target: str) -> str:
+    value = _fmt(row.values.get(target), row.unit)
+    spread = (row.spread or {}).get(target)
+    if spread is None or spread[0] == spread[1]:
+        return value
+    return f"{value} ({_fmt(spread[0], row.unit)} to {_fmt(spread[1], row.unit)})"
+
+
+def combine(out_dir: Path, run_dirs: Sequence[Path]) -> tuple[list[ScenarioResult], dict[str, Any]]:
+    """The median of several runs' results.json, written as this directory's results: each
+    figure the median (with its range), each ratio the median of the runs' ratios, a goal met
+    when most runs met it, a scenario passed only when it passed in every run."""
+    from benchmarks.scenarios import Row, ScenarioResult
+
+    runs = [json.loads((d / "results.json").read_text()) for d in run_dirs]
+    results: list[ScenarioResult] = []
+    for first in runs[0]["scenarios"]:
+        name = first["name"]
+        same = [s for run in runs for s in run["scenarios"] if s["name"] == name]
+        combined = ScenarioResult(name, passed=all(s["passed"] for s in same))
+        combined.series = first["series"]
+        combined.audit = {"runs": [s["audit"] for s in same]}
+        combined.notes = [note for s in same for note in s["notes"]]
+        for row in first["rows"]:
+            rows = [r for s in same for r in s["rows"] if r["metric"] == row["metric"]]
+            values: dict[str, float | None] = {}
+            spread: dict[str, tuple[float, float]] = {}
+            for target in row["values"]:
+                seen = [r["values"].get(target) for r in rows]
+                numbers = [v for v in seen if v is not None]
+                values[target] = statistics.median(numbers) if numbers else None
+                if numbers:
+                    spread[target] = (min(numbers), max(numbers))
+            ratios: dict[str, float | None] = {}
+            for other in REFERENCES:
+                seen = [r.get(f"vs_{other}") for r in rows]
+                numbers = [v for v in seen if v is not None]
+                ratios[other] = statistics.median(numbers) if numbers else None
+            verdicts = [r["met"] for r in rows if r["met"] is not None]
+            met = sum(verdicts) * 2 > len(verdicts) if verdicts else None
+            combined.rows.append(
+                Row(
+                    row["metric"],
+                    row["unit"],
+                    values,
+                    row["better"],
+                    row["goal"],
+                    met,
+                    spread,
+                    ratios,
+                )
+            )
+        results.append(combined)
+    meta = dict(runs[0]["machine"])
+    meta["runs"] = len(runs)
+    meta["duration_s"] = round(sum(run["machine"]["duration_s"] for run in runs), 1)
+    write(out_dir, results, meta)
+    return results, meta
+
+
+def preamble(meta: dict[str, Any]) -> list[str]:
+    """What a reader needs before the figures: the run, what the references are, and every
+    setting of the system that differs from the defaults."""
+    runs = meta.get("runs", 1)
+    how = f"median of {runs} runs, each on a fresh system" if runs > 1 else "one run"
     lines = [
         f"Run {meta['date']} on {meta['cores']} cores ({meta['cpu']}), {meta['memory_gb']} GB, "
-        f"Python {meta['python']}, {meta['duration_s']} s in all.",
-        "",
-        "| scenario | metric | system | ceiling | baseline | vs ceiling | vs baseline | goal |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"Python {meta['python']}, {meta['duration_s']} s in all ({how}).",
+        LEGEND,
+    ]
+    changed = meta.get("settings_not_default") or {}
+    if changed:
+        shown = ", ".join(f"{name}={value}" for name, value in changed.items())
+        lines.append(f"System settings that differ from the defaults: {shown}.")
+    return lines
+
+
+def markdown(results: Sequence[ScenarioResult], meta: dict[str, Any]) -> str:
+    """The same table as Markdown, for the README's results section."""
+    targets = columns(results)
+    references = [name for name in targets if name in REFERENCES]
+    heads = [HEADINGS[n] for n in targets] + [f"vs {HEADINGS[n]}" for n in references]
+    lines = [
+        *(line + "\n" for line in preamble(meta)),
+        "| scenario | metric | " + " | ".join(heads) + " | goal |",
+        "| --- | --- | " + " | ".join("---:" for _ in heads) + " | --- |",
     ]
     for result in results:
         for row in result.rows:
             goal = row.goal + ("" if row.met is None else (" ✅" if row.met else " ❌"))
             unit = f" ({row.unit})" if row.unit and row.unit != "1/s" else ""
+            cells = [_cell(row, name) for name in targets]
+            cells += [_fmt_ratio(ratio(row, name)) for name in references]
             lines.append(
-                f"| {result.name} | {row.metric}{unit} | {_fmt(row.values.get('system'), row.unit)}"
-                f" | {_fmt(row.values.get('ceiling'), row.unit)}"
-                f" | {_fmt(row.values.get('baseline'), row.unit)}"
-                f" | {_fmt_ratio(ratio(row, 'ceiling'))} | {_fmt_ratio(ratio(row, 'baseline'))}"
-                f" | {goal} |"
+                f"| {result.name} | {row.metric}{unit} | " + " | ".join(cells) + f" | {goal} |"
             )
     return "\n".join(lines)
 
 
-COLORS = {"system": "tab:blue", "ceiling": "tab:green", "baseline": "tab:orange"}
+COLORS = {
+    "system": "tab:blue",
+    "ceiling": "tab:green",
+    "baseline": "tab:orange",
+    "baseline_nosync": "tab:purple",
+}
 
 
 def plot(path: Path, results: Sequence[ScenarioResult], meta: dict[str, Any]) -> None:

@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.hotpaths import HotPaths
 from sales.identity import Role
@@ -308,3 +309,91 @@ async def test_cross_origin_live_seats_reads_get_cors_headers_for_allowed_origin
     else:
         assert "access-control-allow-origin" not in response.headers
     assert "Origin" in response.headers["vary"]
+
+
+async def _asgi_post(
+    live: LiveSystem, headers: dict[str, str], parts: list[bytes]
+) -> tuple[int, dict[str, Any]]:
+    """POST `parts` as that many ASGI body messages to a HotPaths over the live runtime.
+
+    Over a socket the server joins whatever body bytes have arrived before the app reads, so
+    whether a body comes in one message or several depends on timing; here it is exact.
+    """
+    from gateway.app import create_api, hot_reads, hot_routes
+
+    messages: list[Message] = [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+        for i, part in enumerate(parts)
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def post() -> None:
+        runtime = live.runtime
+        app = HotPaths(
+            create_api(runtime), hot_routes(), runtime.settings.max_body_bytes, hot_reads()
+        )
+        scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": RESERVE,
+            "raw_path": RESERVE.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        await app(scope, receive, send)
+
+    await live.call(post())
+    assert not messages, "the whole body was read"
+    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    answer: dict[str, Any] = orjson.loads(body)
+    return start["status"], answer
+
+
+async def test_a_body_in_several_messages_is_held_or_replayed_whole(
+    live_system: LiveSystem, make_user: MakeUser, make_event: MakeEvent, fast_path: FastPath
+) -> None:
+    organizer = await make_user(Role.ORGANIZER)
+    buyer = await make_user()
+    event = await make_event(organizer, seats=(5,))
+    category = event.categories[0].id
+    headers = {**buyer.headers, "Content-Type": "application/json"}
+
+    def split(body: bytes) -> list[bytes]:
+        return [body[i : i + 5] for i in range(0, len(body), 5)]
+
+    held = fast_path.probe(headers)
+    body = b'{"eventId": %d, "categoryId": %d, "quantity": 2}' % (event.id, category)
+    status, answer = await _asgi_post(live_system, held, split(body))
+    assert (status, answer["quantity"], answer["availableSeats"]) == (201, 2, 3), answer
+    assert held[PROBE] in fast_path.answered
+
+    # Invalid once whole (a string quantity): replayed whole to FastAPI, which names the field.
+    replayed = fast_path.probe(headers)
+    body = b'{"eventId": %d, "categoryId": %d, "quantity": "2"}' % (event.id, category)
+    status, answer = await _asgi_post(live_system, replayed, split(body))
+    assert status == 400, answer
+    assert answer["error"].startswith("quantity"), answer
+    assert replayed[PROBE] not in fast_path.answered
+
+    # Past the size limit part-way: replayed to FastAPI with what was read, refused as too large.
+    limit = live_system.settings.max_body_bytes
+    large = fast_path.probe(headers)
+    status, answer = await _asgi_post(live_system, large, [b"x" * (limit // 2)] * 3)
+    assert status == 413, answer
+    assert large[PROBE] not in fast_path.answered
+
+    assert (await live_system.call(live_system.runtime.seats.availability([category])))[
+        category
+    ].available == 3

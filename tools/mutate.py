@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from persistence.embedded import EmbeddedPostgres
@@ -53,8 +54,28 @@ def main() -> int:
             code = 0
     finally:
         database.stop()
-    subprocess.run([MUTMUT, "results"], cwd=ROOT, check=False)
+    report()
     return code
+
+
+def report() -> None:
+    """Counts by module and status, then every mutant that no test killed."""
+    listing = subprocess.run(
+        [MUTMUT, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout
+    counts: Counter[tuple[str, str]] = Counter()
+    alive: list[str] = []
+    for line in listing.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if not name:
+            continue
+        module = name.split(".x", 1)[0]
+        counts[module, status] += 1
+        if status not in ("killed", "not checked"):
+            alive.append(f"  {status:<12} {name}")
+    for (module, status), count in sorted(counts.items()):
+        print(f"{module:<20} {status:<12} {count:>4}")
+    print("\n".join(["not killed (mutmut show NAME for the change):", *alive]))
 
 
 if __name__ == "__main__":

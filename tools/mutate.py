@@ -33,7 +33,8 @@ def main() -> int:
     args = parser.parse_args()
 
     database = EmbeddedPostgres(ROOT / "build" / "mutate-db")
-    env = {**os.environ, "TEST_DATABASE_URL": database.start()}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # for mypy
+    env = {**os.environ, "TEST_DATABASE_URL": database.start(), "PATH": path}
     try:
         run = subprocess.Popen(
             [MUTMUT, "run", "--max-children", str(args.children), *args.mutants],

@@ -94,12 +94,17 @@ async def test_every_answer_matches_the_fastapi_route(
 ) -> None:
     organizer = await make_user(Role.ORGANIZER)
     buyer = await make_user()
-    event = await make_event(organizer, seats=(9, 4))
+    event = await make_event(organizer, seats=(15, 4))
     other = await make_event(organizer, seats=(5,))
     first, second = (c.id for c in event.categories)
     limit = live_system.settings.max_tickets_per_request
     auth = buyer.headers
     json = {**auth, "Content-Type": "application/json"}
+    unusual_json = {**auth, "Content-Type": "Application/JSON ; charset=UTF-8"}
+    # A body of exactly the size limit is the fast path's; one byte more is refused by FastAPI.
+    head = b'{"eventId": %d, "categoryId": %d, "quantity": 1, "pad": "' % (event.id, first)
+    pad = live_system.settings.max_body_bytes - len(head) - len(b'"}')
+    at_limit, past_limit = (head + b"x" * size + b'"}' for size in (pad, pad + 1))
 
     # (status, answered by the fast path, headers, request)
     cases: list[tuple[int, bool, dict[str, str], dict[str, Any]]] = [
@@ -124,6 +129,9 @@ async def test_every_answer_matches_the_fastapi_route(
         (404, True, auth, {"json": order_body(2**31 - 1, first)}),
         (409, True, auth, {"json": order_body(event.id, second, 5)}),
         (413, False, auth, {"json": {**order_body(event.id, first), "pad": "x" * 70_000}}),
+        (201, True, unusual_json, {"json": order_body(event.id, first, 1)}),
+        (201, True, json, {"content": at_limit}),
+        (413, False, json, {"content": past_limit}),
     ]
     for status, hot, headers, request in cases:
         fast, slow = await _both(client, fast_path, headers, **request)
@@ -135,8 +143,8 @@ async def test_every_answer_matches_the_fastapi_route(
             assert fast.status_code == status, fast.text
             assert body["success"] is True
 
-    # Only the four 201s (two per path) changed anything.
-    assert await available_seats(client, event.id) == [9 - 2 - 2 - 1 - 1, 4]
+    # Only the 201s (each twice: once per path) changed anything.
+    assert await available_seats(client, event.id) == [15 - 2 * (2 + 1 + 1 + 1), 4]
     assert await available_seats(client, other.id) == [5]
 
 
@@ -265,6 +273,7 @@ async def test_live_seats_reads_match_the_fastapi_route(
         (400, False, "/api/events/-1/tickets"),
         (400, False, "/api/events/abc/tickets"),
         (400, False, "/api/events/%D9%A1/tickets"),  # an Arabic-Indic digit one
+        (404, False, f"/api/orders/{event.id}/tickets"),  # as long a prefix, but not the route
     ]
     for status, hot, path in paths:
         fast = await client.get(path, headers=fast_path.probe())
@@ -279,6 +288,12 @@ async def test_live_seats_reads_match_the_fastapi_route(
             assert seats == [(0, 9), (3, 1)]
         else:
             assert_error(fast, status)
+
+    # Id 1, the lowest, is the fast path's too (whether this database has that event or not).
+    fast = await client.get("/api/events/1/tickets", headers=fast_path.probe())
+    slow = await client.get("/api/events/1/tickets", headers=ORIGIN)
+    assert fast_path.took(fast)
+    assert (fast.status_code, fast.json()) == (slow.status_code, slow.json())
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,24 @@ def test_every_change_moves_the_version_forward() -> None:
         before = inventory.version
         change(inventory)
         assert inventory.version > before, name
+
+
+def test_releasing_part_of_a_hold_touches_no_other_hold() -> None:
+    inventory = Inventory(total=10)
+    soon = inventory.hold(1, 3, "soon", now=0.0, ttl=10.0)
+    later = inventory.hold(1, 2, "later", now=0.0, ttl=20.0)
+
+    assert inventory.release_quantity(1, 2) == [soon]  # the earliest expiry first, shrunk
+    shrunk = inventory.get("soon")
+    assert shrunk is not None and shrunk.quantity == 1
+    assert inventory.get("later") == later
+    assert inventory.held == 3
+
+
+def test_a_lock_being_ordered_cannot_be_released() -> None:
+    inventory = Inventory(total=5)
+    inventory.hold(1, 2, "a", now=0.0, ttl=30.0)
+    inventory.begin_confirm("a", 1, now=1.0)
+    with pytest.raises(HoldNotFound, match=r"^This lock is being turned into an order$"):
+        inventory.release("a", 1)
+    assert inventory.held == 2

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from actors.inventory import Inventory
+from actors.inventory import Hold, Inventory
 from actors.refusals import HoldNotFound
 
 
@@ -98,3 +98,23 @@ def test_a_lock_being_ordered_cannot_be_released() -> None:
     with pytest.raises(HoldNotFound, match=r"^This lock is being turned into an order$"):
         inventory.release("a", 1)
     assert inventory.held == 2
+
+
+def test_restore_keeps_holds_that_fit_exactly_and_moves_the_version_on() -> None:
+    holds = [
+        Hold(lock_id="due", owner=3, quantity=1, expires_at=5.0),  # due at the restore: gone
+        Hold(lock_id="a", owner=1, quantity=2, expires_at=10.0),
+        Hold(lock_id="b", owner=2, quantity=2, expires_at=20.0, confirming=True),
+        Hold(lock_id="sold", owner=2, quantity=1, expires_at=30.0),  # reached the ledger
+    ]
+
+    restored = Inventory.restore(
+        total=5, sold=1, holds=holds, now=5.0, version=7, confirmed_lock_ids=frozenset({"sold"})
+    )
+
+    # "b" takes exactly the seats left after "a", and comes back as an ordinary hold.
+    assert [(h.lock_id, h.confirming) for h in restored.holds()] == [("a", False), ("b", False)]
+    assert (restored.sold, restored.held, restored.available) == (1, 4, 0)
+    assert restored.version > 7
+    # With nothing to bring back, the restored state is still newer than the snapshot's.
+    assert Inventory.restore(total=5, sold=1, holds=[], now=5.0, version=7).version > 7

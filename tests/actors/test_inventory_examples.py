@@ -10,7 +10,14 @@ from collections.abc import Callable
 import pytest
 
 from actors.inventory import Hold, Inventory
-from actors.refusals import HoldNotFound
+from actors.refusals import (
+    BadQuantity,
+    HoldExpired,
+    HoldNotFound,
+    NotEnoughSeats,
+    NotYourHold,
+    Refusal,
+)
 
 
 def test_holds_of_lists_only_that_owners_holds() -> None:
@@ -118,3 +125,63 @@ def test_restore_keeps_holds_that_fit_exactly_and_moves_the_version_on() -> None
     assert restored.version > 7
     # With nothing to bring back, the restored state is still newer than the snapshot's.
     assert Inventory.restore(total=5, sold=1, holds=[], now=5.0, version=7).version > 7
+
+
+@pytest.mark.parametrize(("total", "sold"), [(-1, 0), (5, -1), (5, 6)])
+def test_an_inconsistent_category_is_refused(total: int, sold: int) -> None:
+    with pytest.raises(ValueError, match=rf"^inconsistent category: total={total} sold={sold}$"):
+        Inventory(total=total, sold=sold)
+
+
+def _refusals() -> list[tuple[Callable[[Inventory], object], type[Refusal], str]]:
+    return [
+        (
+            lambda i: i.hold(1, 0, "z", now=0.0, ttl=9.0),
+            BadQuantity,
+            "Quantity must be a positive integer",
+        ),
+        (
+            lambda i: i.hold(2, 1, "a", now=0.0, ttl=9.0),
+            NotYourHold,
+            "This lock belongs to another user",
+        ),
+        (
+            lambda i: i.hold(1, 9, "z", now=0.0, ttl=9.0),
+            NotEnoughSeats,
+            "Only 2 tickets available, 9 requested",
+        ),
+        (lambda i: i.release("nope", 1), HoldNotFound, "Lock not found or already used"),
+        (lambda i: i.release("a", 2), NotYourHold, "This lock belongs to another user"),
+        (
+            lambda i: i.release_quantity(1, 3),
+            HoldNotFound,
+            "You do not hold 3 tickets in this category",
+        ),
+        (lambda i: i.begin_confirm("a", 1, now=9.0), HoldExpired, "This lock has expired"),
+        (
+            lambda i: i.begin_confirm("c", 1, now=0.0),
+            HoldNotFound,
+            "This lock is already being turned into an order",
+        ),
+        (lambda i: i.finish_confirm("a"), HoldNotFound, "No order is being written for this lock"),
+        (lambda i: i.abort_confirm("a"), HoldNotFound, "No order is being written for this lock"),
+        (lambda i: i.give_back(2), BadQuantity, "Cannot return 2 seats, only 1 sold"),
+    ]
+
+
+@pytest.mark.parametrize(("command", "refusal", "message"), _refusals())
+def test_each_refusal_says_why_and_changes_nothing(
+    command: Callable[[Inventory], object], refusal: type[Refusal], message: str
+) -> None:
+    """The texts reach buyers as the `error` of a 4xx."""
+    inventory = Inventory(total=6, sold=1)
+    inventory.hold(1, 2, "a", now=0.0, ttl=9.0)
+    inventory.hold(1, 1, "c", now=0.0, ttl=9.0)
+    inventory.begin_confirm("c", 1, now=0.0)
+    before = inventory.snapshot()
+
+    with pytest.raises(refusal) as refused:
+        command(inventory)
+
+    assert str(refused.value) == message
+    assert inventory.snapshot() == before

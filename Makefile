@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 SOCKETIO_JS := realtime/static/vendor/socket.io.min.js
 SOCKETIO_CLIENT_VERSION := 4.8.1
 
-.PHONY: run test lint bench install browser clean
+.PHONY: run test lint bench install browser clean mutate
 
 install: $(INSTALLED) $(SOCKETIO_JS)
 
@@ -45,5 +45,20 @@ bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(VENV)/bin/boxoffice bench
 
+# Mutation testing (mutmut, configured in pyproject.toml), outside `make test`: slow, as each
+# mutant runs its tests in a fresh session (tools/mutate.py). Results are kept in mutants/, so a
+# run cut short by MUTATE_SECONDS goes on where it stopped; MUTANTS="sales.identity*" picks some.
+MUTATED := $(VENV)/.mutate-installed
+MUTATE_SECONDS ?= 2400
+MUTATE_CHILDREN ?= 2
+MUTANTS ?=
+
+$(MUTATED): pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,mutate]'
+	@touch $@
+
+mutate: install $(MUTATED)
+	$(PY) tools/mutate.py --timeout $(MUTATE_SECONDS) --children $(MUTATE_CHILDREN) $(MUTANTS)
+
 clean:
-	rm -rf $(VENV) build realtime/static/vendor
+	rm -rf $(VENV) build realtime/static/vendor mutants

@@ -72,10 +72,13 @@ class HotPaths:
         if route is None or scope["method"] != "POST":
             await self.api(scope, receive, send)
             return
-        authorization = ""
+        authorization: str | None = None
         json_body = False
         for name, value in scope["headers"]:
             if name == b"authorization":
+                if authorization is not None:
+                    json_body = False  # two tokens: which one counts is the FastAPI app's call
+                    break
                 authorization = value.decode("latin-1")
             elif name == b"content-type":
                 json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
@@ -107,7 +110,7 @@ class HotPaths:
             return
 
         async def hold() -> Response:
-            principal = await authenticate(runtime, authorization)
+            principal = await authenticate(runtime, authorization or "")
             return await route.handler(runtime, principal, parsed)
 
         await self._answer(scope, receive, send, hold())
@@ -142,14 +145,19 @@ class HotPaths:
         raise exc
 
 
+_ID_DIGITS = len(str(MAX_ID))
+
+
 def _plain_read_of(scope: Scope, read: HotRead) -> int | None:
     """The id in a request for `read`'s path, if the request is plain (no query, no Origin)
-    and the id is ASCII digits within range; None sends the request on to FastAPI."""
+    and the id is at most ten ASCII digits within range; None sends the request on to FastAPI."""
     path: str = scope["path"]
     if scope["query_string"] or not (path.startswith(read.prefix) and path.endswith(read.suffix)):
         return None
     digits = path[len(read.prefix) : len(path) - len(read.suffix)]
-    if not (digits.isascii() and digits.isdigit() and 1 <= int(digits) <= MAX_ID):
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= _ID_DIGITS):
+        return None  # a long one too: int() refuses over 4,300 digits, and FastAPI answers it
+    if not 1 <= int(digits) <= MAX_ID:
         return None
     if any(name == b"origin" for name, _ in scope["headers"]):
         return None  # CORS is the FastAPI app's

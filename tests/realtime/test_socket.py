@@ -130,13 +130,22 @@ async def test_leaving_the_room_stops_updates(
     watcher = await connect(live_system.api, (await make_user()).token)
     locker = await connect(live_system.api, (await make_user()).token)
     await joined(watcher, event)
+    await joined(locker, event)
     await watcher.emit("leave-event-room", {"eventId": event.id})
     assert (await watcher.next("left-event-room"))["success"] is True
+
     assert (await lock(locker, event, 1))["success"] is True
-    # The locker's own room view proves the change was published; the watcher got nothing.
-    await joined(locker, event)
+    # The room's broadcast of that change reached the locker, still in the room: had the
+    # watcher been in it too, the same broadcast was queued to it before this heartbeat's answer.
+    await locker.next("availability-update", lambda u: u["availableTickets"] == 4)
     await watcher.round_trip()
-    assert len(watcher.received["availability-update"]) == 1
+    # A later change must reach the watcher once it is back: its socket would have shown one.
+    await joined(watcher, event)
+    assert (await lock(locker, event, 1))["success"] is True
+    await watcher.next("availability-update", lambda u: u["availableTickets"] == 3)
+
+    seen = [u["availableTickets"] for u in watcher.received["availability-update"]]
+    assert seen == [5, 4, 3]  # join, rejoin, the later change: nothing while it was away
 
 
 # -- locks ---------------------------------------------------------------------------------

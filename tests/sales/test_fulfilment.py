@@ -3,7 +3,7 @@ order and returns its seats; an order left pending by a crash completes at the n
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 from actors.messages import FeedItem, UserNotice
 from persistence import ledger
@@ -39,31 +39,36 @@ async def test_declined_payment_cancels_and_returns_the_seats(
         if isinstance(item, UserNotice) and item.user_id == buyer.id:
             notices.append(item)
 
+    async def subscribe() -> Callable[[], None]:
+        return runtime.seats.subscribe(listen)  # on the system's loop, where the feed runs
+
     async def scenario() -> tuple[OrderRecord, OrderRecord]:
         processor = OrderProcessor(runtime.db, runtime.seats, payment=decline)
         await processor.start()
-        unsubscribe = runtime.seats.subscribe(listen)
-        try:
-            small = await runtime.seats.buy(draft=order_draft(event, buyer.id, 2))
-            big = await runtime.seats.buy(draft=order_draft(event, buyer.id, 4))
-            processor.submit(small.order)
-            processor.submit(big.order)
-            await processor.idle()
-            await processor.stop()
-            return small.order, big.order
-        finally:
-            await asyncio.sleep(0.5)  # let the feed deliver the notices before unsubscribing
-            unsubscribe()
+        small = await runtime.seats.buy(draft=order_draft(event, buyer.id, 2))
+        big = await runtime.seats.buy(draft=order_draft(event, buyer.id, 4))
+        processor.submit(small.order)
+        processor.submit(big.order)
+        await processor.idle()
+        await processor.stop()
+        return small.order, big.order
 
-    small, big = await live_system.call(scenario())
+    unsubscribe = await live_system.call(subscribe())
+    try:
+        small, big = await live_system.call(scenario())
+        expected = {("order-completed", small.id), ("order-cancelled", big.id)}
+
+        async def delivered() -> bool:
+            return {(n.event, n.payload["orderId"]) for n in notices} >= expected
+
+        await poll(delivered)  # the feed delivers the notices after the processor is idle
+    finally:
+        live_system.loop.call_soon_threadsafe(unsubscribe)
     assert await _status(live_system, small.id) is OrderStatus.COMPLETED
     assert await _status(live_system, big.id) is OrderStatus.CANCELLED
     seats = await live_system.call(runtime.seats.availability([event.categories[0].id]))
     assert seats[event.categories[0].id].available == 4
-    assert {(n.event, n.payload["orderId"]) for n in notices} == {
-        ("order-completed", small.id),
-        ("order-cancelled", big.id),
-    }
+    assert {(n.event, n.payload["orderId"]) for n in notices} == expected
 
 
 async def test_orders_left_pending_complete_at_the_next_start(

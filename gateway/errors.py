@@ -14,13 +14,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.refusals import Refusal, RefusalReason
 from actors.remote import Unavailable
+from sales.outage import outage_of
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,10 @@ def _field_path(loc: Sequence[Any]) -> str:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.error, exc.message, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 503 and "Retry-After" not in headers:
+        headers = {**headers, "Retry-After": RETRY_AFTER_SECONDS}  # every 503 says when
+    return error_response(exc.status_code, exc.error, exc.message, headers)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -172,11 +176,7 @@ async def _actors_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    if (
-        isinstance(exc, DBAPIError)
-        and not isinstance(exc, OperationalError | InterfaceError)
-        and not exc.connection_invalidated
-    ):
+    if outage_of(exc) is None:
         return await _unexpected(request, exc)  # a query the database refused: our bug
     # One line per failure, not a traceback per request: the outage is the news.
     logger.warning(

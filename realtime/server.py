@@ -33,6 +33,7 @@ from realtime.payloads import (
 )
 from realtime.ratelimit import TokenBucket
 from sales.identity import Authenticator, InvalidToken, Principal
+from sales.outage import outage_of
 
 if TYPE_CHECKING:
     from actors.messages import HoldsReleased
@@ -44,6 +45,7 @@ UNAUTHORIZED = "Unauthorized"
 JOIN_FAILED = "Failed to join event room"
 RATE_LIMITED = "Rate limit exceeded"
 INTERNAL = "Internal server error"
+UNAVAILABLE = "Service unavailable, try again shortly"
 
 Handler = Callable[[str, Principal, Any], Awaitable[dict[str, Any] | None]]
 Subscribe = Callable[[Callable[[FeedItem], None]], Callable[[], None]]
@@ -230,7 +232,7 @@ class RealtimeService:
             "heartbeat": self.heartbeat,
         }
         for name, handler in routes.items():
-            self._sio.on(name, self._guarded(handler), namespace=NAMESPACE)
+            self._sio.on(name, self._guarded(name, handler), namespace=NAMESPACE)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -239,6 +241,12 @@ class RealtimeService:
             principal = await self._auth.principal(_token_of(environ, auth))
         except InvalidToken:
             raise socketio.exceptions.ConnectionRefusedError(UNAUTHORIZED) from None
+        except Exception as exc:
+            down = outage_of(exc)
+            if down is None:
+                raise
+            log.warning("%s unavailable on socket connect: %s", down, type(exc).__name__)
+            raise socketio.exceptions.ConnectionRefusedError(UNAVAILABLE) from None
         loop = asyncio.get_running_loop()
         self._publisher.bind(loop)
         bucket = TokenBucket(
@@ -264,7 +272,9 @@ class RealtimeService:
         # Rooms and the session go with the socket; holds stay until they expire or are used.
         return None
 
-    def _guarded(self, handler: Handler) -> Callable[..., Awaitable[dict[str, Any] | None]]:
+    def _guarded(
+        self, event: str, handler: Handler
+    ) -> Callable[..., Awaitable[dict[str, Any] | None]]:
         """Rate limit, identity, and the last word on unexpected failures, for every event."""
 
         async def run(sid: str, data: Any = None, *_extra: Any) -> dict[str, Any] | None:
@@ -279,9 +289,17 @@ class RealtimeService:
                 return None
             try:
                 return await handler(sid, principal, data)
-            except Exception:
-                log.exception("socket event failed for sid %s", sid)
-                await self._emit_to(sid, "error", {"message": INTERNAL})
+            except Exception as exc:
+                down = outage_of(exc)
+                if down is None:
+                    log.exception("socket event %s failed for sid %s", event, sid)
+                    await self._emit_to(sid, "error", {"message": INTERNAL})
+                    return None
+                # One line per failure, not a traceback per event: the outage is the news.
+                log.warning(
+                    "%s unavailable on socket event %s: %s", down, event, type(exc).__name__
+                )
+                await self._emit_to(sid, "error", {"message": UNAVAILABLE})
                 return None
 
         return run

@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     socket_max_payload_bytes: int = Field(default=16_384, ge=1024)
     max_body_bytes: int = Field(default=65_536, ge=1024)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    # Hashing runs on its own threads; past workers + queue, a login answers 503 at once.
+    password_hash_workers: int = Field(default=2, ge=1, le=64)
+    password_hash_queue: int = Field(default=16, ge=0, le=10_000)
+
+    # Requests per second (and burst) per token's user and per client address; see README.
+    rate_limit_per_user: float = Field(default=1_000.0, gt=0)
+    rate_limit_user_burst: int = Field(default=2_000, ge=1)
+    rate_limit_per_address: float = Field(default=2_000.0, gt=0)
+    rate_limit_address_burst: int = Field(default=4_000, ge=1)
+    rate_limit_loopback: bool = False  # loopback clients are exempt from address limits
+    rate_limit_keys: int = Field(default=100_000, ge=1)
+    auth_attempts_per_minute_per_address: int = Field(default=30, ge=1)
+    auth_attempts_per_minute_per_username: int = Field(default=10, ge=1)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

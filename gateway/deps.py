@@ -47,14 +47,17 @@ async def current_principal(request: Request) -> Principal:
 
 
 async def authenticate(runtime: Runtime, authorization: str) -> Principal:
-    """The principal of an `Authorization` header's value, or a 401 `ApiError`."""
+    """The principal of an `Authorization` header's value, or a 401 `ApiError`; a 429 when
+    that user is over the per-user request limit."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise unauthorized()
     try:
-        return await runtime.auth.principal(token)
+        principal = await runtime.auth.principal(token)
     except InvalidToken:
         raise unauthorized() from None
+    runtime.limits.check_user(principal.user_id)
+    return principal
 
 
 Caller = Annotated[Principal, Depends(current_principal)]

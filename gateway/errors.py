@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.refusals import Refusal, RefusalReason
 from actors.remote import Unavailable
+from sales.identity import HashingBusy
 from sales.outage import outage_of
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,15 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+async def _hashing_busy(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("password hashing saturated on %s %s", request.method, request.url.path)
+    return error_response(
+        503,
+        "Too many sign-ins at once; try again shortly",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "Internal server error")
@@ -202,6 +212,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Unavailable, _actors_unavailable)
     app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(HashingBusy, _hashing_busy)
     app.add_exception_handler(Exception, _unexpected)
 
 

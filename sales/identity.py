@@ -9,13 +9,16 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import bcrypt
 import jwt
+
+T = TypeVar("T")
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "role", "iat", "exp")
@@ -124,17 +127,45 @@ class Authenticator:
         return principal
 
 
-class PasswordHasher:
-    """bcrypt, run off the event loop: one hash costs milliseconds of CPU."""
+class HashingBusy(Exception):
+    """Every hashing slot is taken: the caller is answered at once instead of queueing."""
 
-    def __init__(self, rounds: int = 12) -> None:
+
+class PasswordHasher:
+    """bcrypt, run off the event loop on threads of its own, with a bounded queue.
+
+    One hash at cost 12 is about 0.25 s of CPU: an unbounded queue in front of it let a few
+    logins per second pile up minutes of work. Past `workers` running and `queue` waiting, a
+    hash or check raises `HashingBusy` at once (a 503 with Retry-After).
+    """
+
+    def __init__(self, rounds: int = 12, *, workers: int = 2, queue: int = 16) -> None:
         self._rounds = rounds
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._bound = workers + queue
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        return self._pending
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hash, password)
+        return await self._run(self._hash, password)
 
     async def verify(self, password: str, hashed: str) -> bool:
-        return await asyncio.to_thread(self._verify, password, hashed)
+        return await self._run(self._verify, password, hashed)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, work: Callable[..., T], *args: str) -> T:
+        if self._pending >= self._bound:
+            raise HashingBusy(f"{self._pending} password checks are already waiting")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+        finally:
+            self._pending -= 1
 
     def _hash(self, password: str) -> str:
         salt = bcrypt.gensalt(rounds=self._rounds)

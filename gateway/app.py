@@ -156,6 +156,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
             events_per_second=settings.socket_events_per_second,
             event_burst=settings.socket_event_burst,
             max_payload_bytes=settings.socket_max_payload_bytes,
+            connections_per_user=settings.socket_connections_per_user,
         ),
     )
     api = AddressLimit(

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     socket_events_per_second: float = Field(default=20.0, gt=0)
     socket_event_burst: int = Field(default=40, ge=1)
     socket_max_payload_bytes: int = Field(default=16_384, ge=1024)
+    socket_connections_per_user: int = Field(default=20, ge=1)
     max_body_bytes: int = Field(default=65_536, ge=1024)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
     # Hashing runs on its own threads; past workers + queue, a login answers 503 at once.

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 UNAUTHORIZED = "Unauthorized"
 JOIN_FAILED = "Failed to join event room"
 RATE_LIMITED = "Rate limit exceeded"
+TOO_MANY_CONNECTIONS = "Too many connections for this user"
 INTERNAL = "Internal server error"
 UNAVAILABLE = "Service unavailable, try again shortly"
 
@@ -57,6 +58,7 @@ class RealtimeSettings:
     events_per_second: float
     event_burst: int
     max_payload_bytes: int
+    connections_per_user: int = 20
 
 
 def event_room(event_id: int) -> str:
@@ -247,6 +249,14 @@ class RealtimeService:
                 raise
             log.warning("%s unavailable on socket connect: %s", down, type(exc).__name__)
             raise socketio.exceptions.ConnectionRefusedError(UNAVAILABLE) from None
+        # The user's room is the count of their sockets in this process: no second bookkeeping.
+        # No await between counting and entering it, so a burst of connects cannot overshoot.
+        room = user_room(principal.user_id)
+        if sum(1 for _ in self._sio.manager.get_participants(NAMESPACE, room)) >= (
+            self._settings.connections_per_user
+        ):
+            raise socketio.exceptions.ConnectionRefusedError(TOO_MANY_CONNECTIONS)
+        await self._sio.enter_room(sid, room, namespace=NAMESPACE)
         loop = asyncio.get_running_loop()
         self._publisher.bind(loop)
         bucket = TokenBucket(
@@ -257,7 +267,6 @@ class RealtimeService:
         await self._sio.save_session(
             sid, {"principal": principal, "bucket": bucket}, namespace=NAMESPACE
         )
-        await self._sio.enter_room(sid, user_room(principal.user_id), namespace=NAMESPACE)
         greeting = {
             "success": True,
             "sessionId": sid,
@@ -283,6 +292,12 @@ class RealtimeService:
             bucket = session.get("bucket")
             if not isinstance(principal, Principal) or not isinstance(bucket, TokenBucket):
                 await self._emit_to(sid, "error", {"message": UNAUTHORIZED})
+                return None
+            if time.time() >= principal.expires_at:
+                # Checked at connect only, a token would outlive its `exp` for as long as the
+                # socket stays open. Told why, then dropped: reconnecting needs a fresh token.
+                await self._emit_to(sid, "error", {"message": UNAUTHORIZED})
+                await self._sio.disconnect(sid, namespace=NAMESPACE)
                 return None
             if not bucket.take(time.monotonic()):
                 await self._emit_to(sid, "error", {"message": RATE_LIMITED})

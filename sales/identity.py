@@ -6,11 +6,12 @@ exactly the same callers.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Protocol, TypeVar
@@ -39,6 +40,8 @@ class Principal:
 
     user_id: int
     role: Role
+    # The token's `exp`: a long-lived session (a socket) must stop trusting it after this.
+    expires_at: float = field(default=math.inf, compare=False)
 
     @property
     def is_organizer(self) -> bool:
@@ -105,7 +108,7 @@ class TokenService:
             raise InvalidToken(str(exc)) from exc
         if user_id <= 0:
             raise InvalidToken("bad subject")
-        return Principal(user_id=user_id, role=role), expires
+        return Principal(user_id=user_id, role=role, expires_at=expires), expires
 
 
 class UserDirectory(Protocol):

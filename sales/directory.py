@@ -104,3 +104,8 @@ class Directory:
         self._generation += 1
         self._events.pop(event_id, None)
         self._loading.pop(event_id, None)
+        # A deleted event's categories must not stay "known": each call naming one would start
+        # an actor process only to find its category missing. Events change rarely; the scan
+        # is over a bounded map.
+        for category_id in [c for c, e in self._categories.items() if e == event_id]:
+            del self._categories[category_id]

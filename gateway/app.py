@@ -157,6 +157,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
             event_burst=settings.socket_event_burst,
             max_payload_bytes=settings.socket_max_payload_bytes,
             connections_per_user=settings.socket_connections_per_user,
+            send_queue_limit=settings.socket_send_queue_limit,
         ),
     )
     api = AddressLimit(

@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     socket_event_burst: int = Field(default=40, ge=1)
     socket_max_payload_bytes: int = Field(default=16_384, ge=1024)
     socket_connections_per_user: int = Field(default=20, ge=1)
+    socket_send_queue_limit: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=65_536, ge=1024)
+    # Slow clients: a request must arrive whole this soon after its first byte (or after the
+    # connection opened); a connection whose client reads nothing this long is cut.
+    http_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    write_stall_seconds: float = Field(default=30.0, gt=0, le=3600)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
     # Hashing runs on its own threads; past workers + queue, a login answers 503 at once.
     password_hash_workers: int = Field(default=2, ge=1, le=64)

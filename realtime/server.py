@@ -59,6 +59,7 @@ class RealtimeSettings:
     event_burst: int
     max_payload_bytes: int
     connections_per_user: int = 20
+    send_queue_limit: int = 1000
 
 
 def event_room(event_id: int) -> str:
@@ -78,7 +79,7 @@ def create_realtime(
         cors_allowed_origins=_origin_policy(settings),
         max_http_buffer_size=settings.max_payload_bytes,
     )
-    publisher = FeedPublisher(SocketRooms(sio))
+    publisher = FeedPublisher(SocketRooms(sio, settings.send_queue_limit))
     service = RealtimeService(sio, sales, auth, settings, publisher)
     service.register()
     subscribe(publisher)
@@ -110,8 +111,10 @@ class Rooms(Protocol):
 class SocketRooms:
     """Room emits over the Socket.IO server, with a broadcast that costs little per socket."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, queue_limit: int = 1000) -> None:
         self._sio = sio
+        self._queue_limit = queue_limit
+        self._closing: set[asyncio.Task[None]] = set()
 
     def broadcast(self, event: str, data: dict[str, Any], room: str) -> None:
         """`event` to every socket in `room`, queued now on each socket's own writer.
@@ -130,8 +133,22 @@ class SocketRooms:
         sockets = self._sio.eio.sockets
         for _, eio_sid in self._sio.manager.get_participants(NAMESPACE, room):
             socket = sockets.get(eio_sid)
-            if socket is not None and not socket.closed:
+            if socket is None or socket.closed:
+                continue
+            if socket.queue.qsize() >= self._queue_limit:
+                self._drop(socket)
+            else:
                 socket.queue.put_nowait(message)
+
+    def _drop(self, socket: Any) -> None:
+        """A socket whose client reads nothing: its backlog would grow with every change."""
+        log.warning("socket %s dropped: %d messages unread", socket.sid, socket.queue.qsize())
+        while not socket.queue.empty():
+            socket.queue.get_nowait()
+            socket.queue.task_done()
+        task = asyncio.get_running_loop().create_task(socket.close(wait=False, abort=True))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
         await self._sio.emit(event, data, room=room, namespace=namespace)

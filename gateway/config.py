@@ -5,6 +5,7 @@ The seed's variable names (API_GATEWAY_PORT, JWT_SECRET, ...) map one-to-one ont
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from datetime import timedelta
@@ -112,7 +113,27 @@ class Settings(BaseSettings):
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(secret)
+        return _publish_secret(path, secrets.token_urlsafe(48))
+
+
+def _publish_secret(path: Path, secret: str) -> str:
+    """Write `secret` to `path` unless another process got there first; the secret in force.
+
+    Written whole to a private file first, then linked into place: a process starting at the
+    same moment sees no file or the whole secret, never an empty one, and the first writer
+    wins for everyone (a rename would let a second writer replace a secret already in use).
+    """
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            return path.read_text().strip()
         return secret
+    finally:
+        staged.unlink(missing_ok=True)

@@ -16,7 +16,11 @@ def test_processes_starting_together_agree_on_one_whole_secret(tmp_path: Path) -
         start = threading.Barrier(8)
         found: list[str] = []
 
-        def resolve(data_dir: Path = data_dir, start: threading.Barrier = start) -> None:
+        def resolve(
+            data_dir: Path = data_dir,
+            start: threading.Barrier = start,
+            found: list[str] = found,
+        ) -> None:
             settings = Settings(data_dir=data_dir)
             start.wait()
             found.append(settings.resolved_jwt_secret())

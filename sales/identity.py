@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
@@ -20,8 +20,10 @@ import bcrypt
 import jwt
 
 T = TypeVar("T")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 ALGORITHM = "HS256"
+SINCE_CLAIM = "uat"
 REQUIRED_CLAIMS = ("sub", "role", "iat", "exp")
 
 
@@ -42,6 +44,9 @@ class Principal:
     role: Role
     # The token's `exp`: a long-lived session (a socket) must stop trusting it after this.
     expires_at: float = field(default=math.inf, compare=False)
+    # The user row's creation stamp the token was issued for (`user_stamp`): a token names
+    # one row, not whichever row later gets the same id (a wiped database, a kept secret).
+    since: int | None = field(default=None, compare=False)
 
     @property
     def is_organizer(self) -> bool:
@@ -68,14 +73,19 @@ class TokenService:
         self._clock = clock
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
-    def issue(self, user_id: int, role: Role, now: float | None = None) -> str:
+    def issue(
+        self, user_id: int, role: Role, now: float | None = None, *, since: int | None = None
+    ) -> str:
+        """A token for `user_id`; `since` (the row's `user_stamp`) binds it to that row."""
         issued = int(time.time() if now is None else now)
-        claims = {
+        claims: dict[str, str | int] = {
             "sub": str(user_id),
             "role": role.value,
             "iat": issued,
             "exp": issued + int(self._lifetime.total_seconds()),
         }
+        if since is not None:
+            claims[SINCE_CLAIM] = since
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str | None) -> Principal:
@@ -104,15 +114,25 @@ class TokenService:
             user_id = int(claims["sub"])
             role = Role(claims["role"])
             expires = float(claims["exp"])
+            since = claims.get(SINCE_CLAIM)
+            if since is not None and (not isinstance(since, int) or isinstance(since, bool)):
+                raise ValueError("bad user stamp")
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(str(exc)) from exc
         if user_id <= 0:
             raise InvalidToken("bad subject")
-        return Principal(user_id=user_id, role=role, expires_at=expires), expires
+        return Principal(user_id=user_id, role=role, expires_at=expires, since=since), expires
+
+
+def user_stamp(created_at: datetime) -> int:
+    """A user row's creation time in whole microseconds: what a token is bound to."""
+    return (created_at - _EPOCH) // timedelta(microseconds=1)
 
 
 class UserDirectory(Protocol):
-    async def user_exists(self, user_id: int) -> bool: ...
+    async def user_since(self, user_id: int) -> int | None:
+        """The `user_stamp` of the user row `user_id`, or None when there is none."""
+        ...
 
 
 class Authenticator:
@@ -124,8 +144,10 @@ class Authenticator:
 
     async def principal(self, token: str | None) -> Principal:
         principal = self._tokens.verify(token)
-        # A verified token can outlive its user (a wiped database, a reused secret).
-        if not await self._users.user_exists(principal.user_id):
+        # A verified token can outlive its user, and its id can be reused by another (a wiped
+        # database behind a kept secret): the row must be the very one it was issued for.
+        since = await self._users.user_since(principal.user_id)
+        if since is None or since != principal.since:
             raise InvalidToken("unknown user")
         return principal
 

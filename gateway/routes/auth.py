@@ -16,7 +16,7 @@ from gateway.schemas import LoginIn, RegisterIn, TokenOut, UserOut
 from gateway.system import Runtime
 from persistence import users
 from persistence.errors import UsernameTaken
-from sales.identity import PasswordHasher, Role
+from sales.identity import PasswordHasher, Role, user_stamp
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -48,7 +48,7 @@ async def register(body: RegisterIn, request: Request, runtime: RuntimeDep) -> T
     except UsernameTaken:
         raise ApiError(409, "Username already exists") from None
     return TokenOut(
-        access_token=runtime.tokens.issue(user.id, role),
+        access_token=runtime.tokens.issue(user.id, role, since=user_stamp(user.created_at)),
         user=UserOut(id=user.id, username=user.username, role=role.value),
     )
 
@@ -66,7 +66,7 @@ async def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenOu
         raise ApiError(401, BAD_CREDENTIALS)
     role = Role(user.role)
     return TokenOut(
-        access_token=runtime.tokens.issue(user.id, role),
+        access_token=runtime.tokens.issue(user.id, role, since=user_stamp(user.created_at)),
         user=UserOut(id=user.id, username=user.username, role=role.value),
     )
 

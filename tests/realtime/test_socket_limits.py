@@ -13,12 +13,20 @@ import httpx
 import pytest
 import socketio
 
-from sales.identity import Role
+from persistence import users
+from sales.identity import Role, user_stamp
 from tests.fixtures.system import LiveSystem, create_event, create_user
 from tests.gateway.conftest import available_seats, poll
 from tests.realtime.conftest import Connect
 
 StartSystem = Callable[..., Awaitable[LiveSystem]]
+
+
+async def _stamp_of(live: LiveSystem, user_id: int) -> int:
+    async with live.runtime.db.connect() as conn:
+        record = await users.get_user(conn, user_id)
+    assert record is not None
+    return user_stamp(record.created_at)
 
 
 async def test_connections_per_user_are_bounded(
@@ -62,7 +70,10 @@ async def test_a_socket_whose_token_expires_is_told_and_dropped(
     event = await create_event(live, organizer, (10,))
     category = event.categories[0].id
     lifetime = live.settings.token_lifetime.total_seconds()
-    token = live.runtime.tokens.issue(user.id, Role.ASSISTANT, now=time.time() - lifetime + 3)
+    since = await live.call(_stamp_of(live, user.id))
+    token = live.runtime.tokens.issue(
+        user.id, Role.ASSISTANT, now=time.time() - lifetime + 3, since=since
+    )
     socket = await connect(live.api, token)
     lock = {"eventId": event.id, "categoryId": category, "quantity": 1}
     await socket.emit("lock-tickets", lock)

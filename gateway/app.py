@@ -25,6 +25,7 @@ import realtime
 from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
 from gateway.hotpaths import HotPaths, HotRead, HotRoute
+from gateway.limits import AddressLimit
 from gateway.routes import auth, events, health, orders, tickets, users
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
@@ -155,10 +156,15 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
             events_per_second=settings.socket_events_per_second,
             event_burst=settings.socket_event_burst,
             max_payload_bytes=settings.socket_max_payload_bytes,
+            connections_per_user=settings.socket_connections_per_user,
+            send_queue_limit=settings.socket_send_queue_limit,
         ),
     )
-    api = HotPaths(
-        create_api(runtime), hot_routes(), runtime.settings.max_body_bytes, reads=hot_reads()
+    api = AddressLimit(
+        HotPaths(
+            create_api(runtime), hot_routes(), runtime.settings.max_body_bytes, reads=hot_reads()
+        ),
+        runtime.limits,
     )
     return socketio.ASGIApp(sio, other_asgi_app=_ByPrefix(api, create_site()))
 

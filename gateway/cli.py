@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from gateway.config import Settings
+from gateway.deadlines import http_protocol, websocket_protocol
 
 log = logging.getLogger("boxoffice")
 
@@ -75,7 +76,8 @@ def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
         log_level="warning",
         access_log=False,
         lifespan="off",
-        ws="websockets-sansio",
+        http=http_protocol(settings.http_read_timeout_seconds, settings.write_stall_seconds),
+        ws=websocket_protocol(settings.write_stall_seconds),
         timeout_graceful_shutdown=5,
     )
     return _Server(config)

@@ -5,6 +5,7 @@ The seed's variable names (API_GATEWAY_PORT, JWT_SECRET, ...) map one-to-one ont
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from datetime import timedelta
@@ -65,8 +66,27 @@ class Settings(BaseSettings):
     socket_events_per_second: float = Field(default=20.0, gt=0)
     socket_event_burst: int = Field(default=40, ge=1)
     socket_max_payload_bytes: int = Field(default=16_384, ge=1024)
+    socket_connections_per_user: int = Field(default=20, ge=1)
+    socket_send_queue_limit: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=65_536, ge=1024)
+    # Slow clients: a request must arrive whole this soon after its first byte (or after the
+    # connection opened); a connection whose client reads nothing this long is cut.
+    http_read_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    write_stall_seconds: float = Field(default=30.0, gt=0, le=3600)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    # Hashing runs on its own threads; past workers + queue, a login answers 503 at once.
+    password_hash_workers: int = Field(default=2, ge=1, le=64)
+    password_hash_queue: int = Field(default=16, ge=0, le=10_000)
+
+    # Requests per second (and burst) per token's user and per client address; see README.
+    rate_limit_per_user: float = Field(default=1_000.0, gt=0)
+    rate_limit_user_burst: int = Field(default=2_000, ge=1)
+    rate_limit_per_address: float = Field(default=2_000.0, gt=0)
+    rate_limit_address_burst: int = Field(default=4_000, ge=1)
+    rate_limit_loopback: bool = False  # loopback clients are exempt from address limits
+    rate_limit_keys: int = Field(default=100_000, ge=1)
+    auth_attempts_per_minute_per_address: int = Field(default=30, ge=1)
+    auth_attempts_per_minute_per_username: int = Field(default=10, ge=1)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -93,7 +113,27 @@ class Settings(BaseSettings):
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(secret)
+        return _publish_secret(path, secrets.token_urlsafe(48))
+
+
+def _publish_secret(path: Path, secret: str) -> str:
+    """Write `secret` to `path` unless another process got there first; the secret in force.
+
+    Written whole to a private file first, then linked into place: a process starting at the
+    same moment sees no file or the whole secret, never an empty one, and the first writer
+    wins for everyone (a rename would let a second writer replace a secret already in use).
+    """
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            return path.read_text().strip()
         return secret
+    finally:
+        staged.unlink(missing_ok=True)

@@ -47,14 +47,17 @@ async def current_principal(request: Request) -> Principal:
 
 
 async def authenticate(runtime: Runtime, authorization: str) -> Principal:
-    """The principal of an `Authorization` header's value, or a 401 `ApiError`."""
+    """The principal of an `Authorization` header's value, or a 401 `ApiError`; a 429 when
+    that user is over the per-user request limit."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise unauthorized()
     try:
-        return await runtime.auth.principal(token)
+        principal = await runtime.auth.principal(token)
     except InvalidToken:
         raise unauthorized() from None
+    runtime.limits.check_user(principal.user_id)
+    return principal
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
@@ -94,19 +97,34 @@ EventId = Annotated[int, Path(ge=1, le=MAX_ID, description="Event id")]
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="Order id")]
 
 
+# Without `limit`, a list answers one page, never everything: an event carries the live seats
+# of each of its categories, so a page of events costs a feed read per category. Orders are
+# lighter, and one event's orders (a sale's audit) come in one page of up to 1,000.
+EVENT_PAGE = 100
+ORDER_PAGE = 1_000
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
-    """Optional `limit`/`offset`; without them a list endpoint answers everything."""
+    """`limit`/`offset`; without `limit`, the list's default page size."""
 
-    limit: int | None
+    limit: int
     offset: int
 
 
 async def paging(
-    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=EVENT_PAGE)] = EVENT_PAGE,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Page:
+    return Page(limit, offset)
+
+
+async def order_paging(
+    limit: Annotated[int, Query(ge=1, le=ORDER_PAGE)] = ORDER_PAGE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page:
     return Page(limit, offset)
 
 
 Paging = Annotated[Page, Depends(paging)]
+OrderPaging = Annotated[Page, Depends(order_paging)]

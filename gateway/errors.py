@@ -14,13 +14,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.refusals import Refusal, RefusalReason
 from actors.remote import Unavailable
+from sales.identity import HashingBusy
+from sales.outage import outage_of
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +136,10 @@ def _field_path(loc: Sequence[Any]) -> str:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.error, exc.message, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 503 and "Retry-After" not in headers:
+        headers = {**headers, "Retry-After": RETRY_AFTER_SECONDS}  # every 503 says when
+    return error_response(exc.status_code, exc.error, exc.message, headers)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -172,11 +177,7 @@ async def _actors_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    if (
-        isinstance(exc, DBAPIError)
-        and not isinstance(exc, OperationalError | InterfaceError)
-        and not exc.connection_invalidated
-    ):
+    if outage_of(exc) is None:
         return await _unexpected(request, exc)  # a query the database refused: our bug
     # One line per failure, not a traceback per request: the outage is the news.
     logger.warning(
@@ -185,6 +186,15 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     return error_response(
         503,
         "The database is not answering; try again shortly",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _hashing_busy(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("password hashing saturated on %s %s", request.method, request.url.path)
+    return error_response(
+        503,
+        "Too many sign-ins at once; try again shortly",
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
 
@@ -202,6 +212,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Unavailable, _actors_unavailable)
     app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(HashingBusy, _hashing_busy)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -17,6 +17,7 @@ from actors.client import SeatClient
 from actors.config import ActorConfig
 from actors.remote import start_ray, stop_ray
 from gateway.config import Settings
+from gateway.limits import Limits
 from persistence import snapshots
 from persistence.database import create_engine, migrate
 from persistence.embedded import EmbeddedPostgres
@@ -42,6 +43,7 @@ class Runtime:
     orders: OrderProcessor
     directory: Directory
     database_url: str
+    limits: Limits
 
 
 def actor_config(settings: Settings, database_url: str) -> ActorConfig:
@@ -101,6 +103,12 @@ class System:
             await stack.aclose()
             raise
         tokens = TokenService(settings.resolved_jwt_secret(), settings.token_lifetime)
+        passwords = PasswordHasher(
+            settings.bcrypt_rounds,
+            workers=settings.password_hash_workers,
+            queue=settings.password_hash_queue,
+        )
+        stack.callback(passwords.close)
         self.runtime = Runtime(
             settings=settings,
             db=db,
@@ -114,10 +122,11 @@ class System:
             ),
             auth=Authenticator(tokens, directory),
             tokens=tokens,
-            passwords=PasswordHasher(settings.bcrypt_rounds),
+            passwords=passwords,
             orders=orders,
             directory=directory,
             database_url=database_url,
+            limits=Limits.from_settings(settings),
         )
         return self.runtime
 

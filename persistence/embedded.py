@@ -7,16 +7,19 @@ stop ends only the server this handle started.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
+import shutil
 import signal
+import stat
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -61,6 +64,7 @@ class EmbeddedPostgres:
         self._postmaster: _Postmaster | None = None
         # The postmaster is our child when we started it, so stop() can reap it.
         self._process: subprocess.Popen[bytes] | None = None
+        self._own_socket_dir: Path | None = None  # made by this handle, removed at stop
 
     @property
     def pid(self) -> int | None:
@@ -100,6 +104,9 @@ class EmbeddedPostgres:
             except subprocess.TimeoutExpired:
                 process.kill()  # a server that ignores fast shutdown: crash recovery next start
                 process.wait()
+            if self._own_socket_dir is not None:
+                shutil.rmtree(self._own_socket_dir, ignore_errors=True)
+                self._own_socket_dir = None
 
     # -- internals -----------------------------------------------------------------------
 
@@ -127,7 +134,9 @@ class EmbeddedPostgres:
     def _grant_service_user(self) -> None:
         entry = ensure_user_exists(_SERVICE_USER)
         assert entry is not None
-        ensure_prefix_permissions(self.pgdata)
+        # Not pgserver's ensure_prefix_permissions on DATA_DIR: it makes every parent readable
+        # by everyone (as root, /root included). The service user needs to traverse, no more.
+        _grant_traverse(self.pgdata, entry.pw_uid, entry.pw_gid)
         ensure_prefix_permissions(POSTGRES_BIN_PATH)
         readable = 0o044
         ensure_folder_permissions(POSTGRES_BIN_PATH, readable | 0o011)
@@ -137,18 +146,29 @@ class EmbeddedPostgres:
     def _write_settings(self) -> None:
         conf = self.pgdata / "postgresql.conf"
         text = conf.read_text()
-        block = f"\n{_CONF_MARKER}\nmax_connections = {self.max_connections}\n"
+        block = (
+            f"\n{_CONF_MARKER}\nmax_connections = {self.max_connections}\n"
+            # Trust auth: only the server's own user (and root) may even reach the socket.
+            "unix_socket_permissions = 0700\n"
+        )
         if _CONF_MARKER in text:
             text = text[: text.index(_CONF_MARKER)].rstrip("\n") + "\n"
         conf.write_text(text + block)
 
     def _socket_dir(self) -> Path:
+        """Where the server's socket lives: in its data dir, or when that path is too long for
+        a socket, a fresh private directory (0700, unguessable name, owned by the server's
+        user), never a shared world-writable one: under trust auth, reaching the socket is
+        being the superuser. Other processes find it through postmaster.pid."""
         if len(str(self.pgdata / ".s.PGSQL.5432")) <= _UNIX_SOCKET_MAX:
             return self.pgdata
-        digest = hashlib.sha256(str(self.pgdata).encode()).hexdigest()[:12]
-        socket_dir = Path("/tmp") / f"boxoffice-pg-{digest}"
-        socket_dir.mkdir(exist_ok=True)
-        socket_dir.chmod(0o777)
+        socket_dir = Path(tempfile.mkdtemp(prefix="boxoffice-pg-"))
+        service = _service_user()
+        if service is not None:
+            entry = ensure_user_exists(service)
+            assert entry is not None
+            os.chown(socket_dir, entry.pw_uid, entry.pw_gid)
+        self._own_socket_dir = socket_dir
         return socket_dir
 
     def _launch(self) -> _Postmaster:
@@ -168,7 +188,7 @@ class EmbeddedPostgres:
                 stdin=stdin,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                user=_service_user(),
+                **_as_service_user(),
                 start_new_session=True,
             )
         deadline = time.monotonic() + _START_TIMEOUT_S
@@ -192,7 +212,7 @@ class EmbeddedPostgres:
                 stdin=stdin,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                user=_service_user(),
+                **_as_service_user(),
                 check=False,
                 timeout=_START_TIMEOUT_S + 30,
             )
@@ -201,6 +221,29 @@ class EmbeddedPostgres:
                 f"{program} {' '.join(args)} failed ({result.returncode}); "
                 f"see {self.data_dir / 'pg_ctl.out'} and {self.log_path}"
             )
+
+
+def _grant_traverse(path: Path, uid: int, gid: int) -> None:
+    """Let user `uid` reach `path`: execute (traverse) for others on each parent that it
+    cannot traverse yet, and nothing else: no read (listing), no write, no change elsewhere."""
+    for parent in path.parents:
+        mode = parent.stat()
+        if (
+            (mode.st_uid == uid and mode.st_mode & stat.S_IXUSR)
+            or (mode.st_gid == gid and mode.st_mode & stat.S_IXGRP)
+            or mode.st_mode & stat.S_IXOTH
+        ):
+            continue
+        parent.chmod(stat.S_IMODE(mode.st_mode) | stat.S_IXOTH)
+
+
+def _as_service_user() -> dict[str, Any]:
+    """Popen's arguments that run a program as the service user, its own group included: with
+    `user=` alone it would keep root's groups, and the group bits of root-owned parents."""
+    user = _service_user()
+    if user is None:
+        return {}
+    return {"user": user, "group": user, "extra_groups": []}
 
 
 def _service_user() -> str | None:

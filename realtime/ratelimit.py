@@ -1,4 +1,4 @@
-"""A token bucket per socket connection: how many events a client may send, and how fast.
+"""A token bucket: how many events (socket events, requests) a client may send, and how fast.
 
 Plain Python with the clock passed in, so tests drive it without sleeping.
 """
@@ -28,3 +28,7 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def wait(self) -> float:
+        """Seconds until the next token, as of the last `take` (0 when one is there)."""
+        return max(0.0, (1.0 - self._tokens) / self._rate)

@@ -33,6 +33,7 @@ from realtime.payloads import (
 )
 from realtime.ratelimit import TokenBucket
 from sales.identity import Authenticator, InvalidToken, Principal
+from sales.outage import outage_of
 
 if TYPE_CHECKING:
     from actors.messages import HoldsReleased
@@ -43,7 +44,9 @@ log = logging.getLogger(__name__)
 UNAUTHORIZED = "Unauthorized"
 JOIN_FAILED = "Failed to join event room"
 RATE_LIMITED = "Rate limit exceeded"
+TOO_MANY_CONNECTIONS = "Too many connections for this user"
 INTERNAL = "Internal server error"
+UNAVAILABLE = "Service unavailable, try again shortly"
 
 Handler = Callable[[str, Principal, Any], Awaitable[dict[str, Any] | None]]
 Subscribe = Callable[[Callable[[FeedItem], None]], Callable[[], None]]
@@ -55,6 +58,8 @@ class RealtimeSettings:
     events_per_second: float
     event_burst: int
     max_payload_bytes: int
+    connections_per_user: int = 20
+    send_queue_limit: int = 1000
 
 
 def event_room(event_id: int) -> str:
@@ -74,7 +79,7 @@ def create_realtime(
         cors_allowed_origins=_origin_policy(settings),
         max_http_buffer_size=settings.max_payload_bytes,
     )
-    publisher = FeedPublisher(SocketRooms(sio))
+    publisher = FeedPublisher(SocketRooms(sio, settings.send_queue_limit))
     service = RealtimeService(sio, sales, auth, settings, publisher)
     service.register()
     subscribe(publisher)
@@ -106,8 +111,10 @@ class Rooms(Protocol):
 class SocketRooms:
     """Room emits over the Socket.IO server, with a broadcast that costs little per socket."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, queue_limit: int = 1000) -> None:
         self._sio = sio
+        self._queue_limit = queue_limit
+        self._closing: set[asyncio.Task[None]] = set()
 
     def broadcast(self, event: str, data: dict[str, Any], room: str) -> None:
         """`event` to every socket in `room`, queued now on each socket's own writer.
@@ -126,8 +133,22 @@ class SocketRooms:
         sockets = self._sio.eio.sockets
         for _, eio_sid in self._sio.manager.get_participants(NAMESPACE, room):
             socket = sockets.get(eio_sid)
-            if socket is not None and not socket.closed:
+            if socket is None or socket.closed:
+                continue
+            if socket.queue.qsize() >= self._queue_limit:
+                self._drop(socket)
+            else:
                 socket.queue.put_nowait(message)
+
+    def _drop(self, socket: Any) -> None:
+        """A socket whose client reads nothing: its backlog would grow with every change."""
+        log.warning("socket %s dropped: %d messages unread", socket.sid, socket.queue.qsize())
+        while not socket.queue.empty():
+            socket.queue.get_nowait()
+            socket.queue.task_done()
+        task = asyncio.get_running_loop().create_task(socket.close(wait=False, abort=True))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
         await self._sio.emit(event, data, room=room, namespace=namespace)
@@ -230,7 +251,7 @@ class RealtimeService:
             "heartbeat": self.heartbeat,
         }
         for name, handler in routes.items():
-            self._sio.on(name, self._guarded(handler), namespace=NAMESPACE)
+            self._sio.on(name, self._guarded(name, handler), namespace=NAMESPACE)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -239,6 +260,20 @@ class RealtimeService:
             principal = await self._auth.principal(_token_of(environ, auth))
         except InvalidToken:
             raise socketio.exceptions.ConnectionRefusedError(UNAUTHORIZED) from None
+        except Exception as exc:
+            down = outage_of(exc)
+            if down is None:
+                raise
+            log.warning("%s unavailable on socket connect: %s", down, type(exc).__name__)
+            raise socketio.exceptions.ConnectionRefusedError(UNAVAILABLE) from None
+        # The user's room is the count of their sockets in this process: no second bookkeeping.
+        # No await between counting and entering it, so a burst of connects cannot overshoot.
+        room = user_room(principal.user_id)
+        if sum(1 for _ in self._sio.manager.get_participants(NAMESPACE, room)) >= (
+            self._settings.connections_per_user
+        ):
+            raise socketio.exceptions.ConnectionRefusedError(TOO_MANY_CONNECTIONS)
+        await self._sio.enter_room(sid, room, namespace=NAMESPACE)
         loop = asyncio.get_running_loop()
         self._publisher.bind(loop)
         bucket = TokenBucket(
@@ -249,7 +284,6 @@ class RealtimeService:
         await self._sio.save_session(
             sid, {"principal": principal, "bucket": bucket}, namespace=NAMESPACE
         )
-        await self._sio.enter_room(sid, user_room(principal.user_id), namespace=NAMESPACE)
         greeting = {
             "success": True,
             "sessionId": sid,
@@ -264,7 +298,9 @@ class RealtimeService:
         # Rooms and the session go with the socket; holds stay until they expire or are used.
         return None
 
-    def _guarded(self, handler: Handler) -> Callable[..., Awaitable[dict[str, Any] | None]]:
+    def _guarded(
+        self, event: str, handler: Handler
+    ) -> Callable[..., Awaitable[dict[str, Any] | None]]:
         """Rate limit, identity, and the last word on unexpected failures, for every event."""
 
         async def run(sid: str, data: Any = None, *_extra: Any) -> dict[str, Any] | None:
@@ -274,14 +310,28 @@ class RealtimeService:
             if not isinstance(principal, Principal) or not isinstance(bucket, TokenBucket):
                 await self._emit_to(sid, "error", {"message": UNAUTHORIZED})
                 return None
+            if time.time() >= principal.expires_at:
+                # Checked at connect only, a token would outlive its `exp` for as long as the
+                # socket stays open. Told why, then dropped: reconnecting needs a fresh token.
+                await self._emit_to(sid, "error", {"message": UNAUTHORIZED})
+                await self._sio.disconnect(sid, namespace=NAMESPACE)
+                return None
             if not bucket.take(time.monotonic()):
                 await self._emit_to(sid, "error", {"message": RATE_LIMITED})
                 return None
             try:
                 return await handler(sid, principal, data)
-            except Exception:
-                log.exception("socket event failed for sid %s", sid)
-                await self._emit_to(sid, "error", {"message": INTERNAL})
+            except Exception as exc:
+                down = outage_of(exc)
+                if down is None:
+                    log.exception("socket event %s failed for sid %s", event, sid)
+                    await self._emit_to(sid, "error", {"message": INTERNAL})
+                    return None
+                # One line per failure, not a traceback per event: the outage is the news.
+                log.warning(
+                    "%s unavailable on socket event %s: %s", down, event, type(exc).__name__
+                )
+                await self._emit_to(sid, "error", {"message": UNAVAILABLE})
                 return None
 
         return run

@@ -17,10 +17,12 @@ from actors.client import SeatClient
 from actors.messages import CatalogChanged, FeedItem
 from persistence import catalog, users
 from persistence.records import EventRecord
+from sales.identity import user_stamp
 
 EVENT_LIFETIME_SECONDS = 30.0
 EVENT_CAPACITY = 10_000
 CATEGORY_CAPACITY = 100_000
+USER_CAPACITY = 1_000_000
 
 
 class Directory:
@@ -30,7 +32,7 @@ class Directory:
         self._events: OrderedDict[int, tuple[float, EventRecord]] = OrderedDict()
         self._loading: dict[int, asyncio.Future[EventRecord | None]] = {}
         self._generation = 0  # bumped by every change notice
-        self._users: set[int] = set()  # users are never deleted: once seen, known
+        self._users: dict[int, int] = {}  # user id -> user_stamp; rows are never deleted
         # category id -> event id; a category deleted since is refused by its actor
         self._categories: OrderedDict[int, int] = OrderedDict()
         self._unsubscribe = seats.subscribe(self._on_feed)
@@ -81,15 +83,20 @@ class Directory:
             self._categories.popitem(last=False)
         return category.event_id
 
-    async def user_exists(self, user_id: int) -> bool:
-        """A verified token can outlive its user (a wiped database, a reused secret)."""
-        if user_id in self._users:
-            return True
+    async def user_since(self, user_id: int) -> int | None:
+        """The user row's `user_stamp`, or None: a verified token can outlive its user (a wiped
+        database, a reused secret), and its id can come back as somebody else."""
+        known = self._users.get(user_id)
+        if known is not None:
+            return known
         async with self._db.connect() as conn:
-            found = await users.get_user(conn, user_id) is not None
-        if found:
-            self._users.add(user_id)
-        return found
+            user = await users.get_user(conn, user_id)
+        if user is None:
+            return None
+        stamp = self._users[user_id] = user_stamp(user.created_at)
+        if len(self._users) > USER_CAPACITY:
+            self._users.pop(next(iter(self._users)))
+        return stamp
 
     async def event_changed(self, event_id: int) -> None:
         """Call after an event's row changed: every gateway forgets it."""
@@ -104,3 +111,8 @@ class Directory:
         self._generation += 1
         self._events.pop(event_id, None)
         self._loading.pop(event_id, None)
+        # A deleted event's categories must not stay "known": each call naming one would start
+        # an actor process only to find its category missing. Events change rarely; the scan
+        # is over a bounded map.
+        for category_id in [c for c, e in self._categories.items() if e == event_id]:
+            del self._categories[category_id]

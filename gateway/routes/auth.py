@@ -6,23 +6,40 @@ The same message answers an unknown user and a wrong password, so usernames cann
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from gateway.deps import RuntimeDep
 from gateway.errors import ApiError
 from gateway.schemas import LoginIn, RegisterIn, TokenOut, UserOut
+from gateway.system import Runtime
 from persistence import users
 from persistence.errors import UsernameTaken
-from sales.identity import PasswordHasher, Role
+from sales.identity import PasswordHasher, Role, user_stamp
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 BAD_CREDENTIALS = "Invalid username or password"
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenOut)
-async def register(body: RegisterIn, runtime: RuntimeDep) -> TokenOut:
+_THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many attempts from this address or for this username"},
+    503: {"description": "Every password check is busy, or the database is not answering"},
+}
+
+
+def _throttle(request: Request, runtime: Runtime, username: str) -> None:
+    """Before any hashing: attempts per address and per username (password guessing)."""
+    client = request.client
+    runtime.limits.check_auth(client.host if client else None, username)
+
+
+@router.post(
+    "/register", status_code=status.HTTP_201_CREATED, response_model=TokenOut, responses=_THROTTLED
+)
+async def register(body: RegisterIn, request: Request, runtime: RuntimeDep) -> TokenOut:
+    _throttle(request, runtime, body.username)
     role = body.resolved_role
     hashed = await runtime.passwords.hash(body.password)
     try:
@@ -31,13 +48,14 @@ async def register(body: RegisterIn, runtime: RuntimeDep) -> TokenOut:
     except UsernameTaken:
         raise ApiError(409, "Username already exists") from None
     return TokenOut(
-        access_token=runtime.tokens.issue(user.id, role),
+        access_token=runtime.tokens.issue(user.id, role, since=user_stamp(user.created_at)),
         user=UserOut(id=user.id, username=user.username, role=role.value),
     )
 
 
-@router.post("/login", response_model=TokenOut)
-async def login(body: LoginIn, runtime: RuntimeDep) -> TokenOut:
+@router.post("/login", response_model=TokenOut, responses=_THROTTLED)
+async def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> TokenOut:
+    _throttle(request, runtime, body.username)
     async with runtime.db.connect() as conn:
         user = await users.get_user_by_username(conn, body.username)
     if user is None:
@@ -48,7 +66,7 @@ async def login(body: LoginIn, runtime: RuntimeDep) -> TokenOut:
         raise ApiError(401, BAD_CREDENTIALS)
     role = Role(user.role)
     return TokenOut(
-        access_token=runtime.tokens.issue(user.id, role),
+        access_token=runtime.tokens.issue(user.id, role, since=user_stamp(user.created_at)),
         user=UserOut(id=user.id, username=user.username, role=role.value),
     )
 

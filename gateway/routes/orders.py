@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
-from gateway.deps import Caller, EventId, OrderId, Paging, RequestKey, RuntimeDep
+from gateway.deps import Caller, EventId, OrderId, OrderPaging, RequestKey, RuntimeDep
 from gateway.schemas import OrderIn, OrderOut, OrderWithLockIn
 from gateway.system import Runtime
 from persistence.records import OrderRecord
@@ -84,20 +84,20 @@ async def _place(
 
 
 @router.get("", response_model=list[OrderOut])
-async def list_my_orders(caller: Caller, runtime: RuntimeDep, page: Paging) -> list[OrderOut]:
+async def list_my_orders(caller: Caller, runtime: RuntimeDep, page: OrderPaging) -> list[OrderOut]:
     orders = await runtime.sales.my_orders(caller, limit=page.limit, offset=page.offset)
     return [shape(order) for order in orders]
 
 
 @router.get("/all", response_model=list[OrderOut])
-async def list_all_orders(caller: Caller, runtime: RuntimeDep, page: Paging) -> list[OrderOut]:
+async def list_all_orders(caller: Caller, runtime: RuntimeDep, page: OrderPaging) -> list[OrderOut]:
     orders = await runtime.sales.all_visible_orders(caller, limit=page.limit, offset=page.offset)
     return [shape(order) for order in orders]
 
 
 @router.get("/event/{event_id}", response_model=list[OrderOut])
 async def list_event_orders(
-    event_id: EventId, caller: Caller, runtime: RuntimeDep, page: Paging
+    event_id: EventId, caller: Caller, runtime: RuntimeDep, page: OrderPaging
 ) -> list[OrderOut]:
     orders = await runtime.sales.event_orders(
         caller, event_id, limit=page.limit, offset=page.offset

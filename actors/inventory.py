@@ -317,6 +317,9 @@ class Inventory:
     def join(self, entry: WaitEntry, now: float) -> int:
         """Put `entry` on the waiting list; answers its 1-based position."""
         _check_quantity(entry.quantity)
+        # The row is written before the actor hears of it: an actor activated by this very
+        # join has loaded it already. It is not acknowledged yet, so it is decided now.
+        self._waiting = [e for e in self._waiting if e.entry_id != entry.entry_id]
         if any(e.owner == entry.owner for e in self._waiting):
             raise AlreadyWaiting("You are already on the waiting list of this category")
         self.check_window(now)
@@ -324,10 +327,9 @@ class Inventory:
             raise SeatsAvailable(
                 f"{self.available} tickets are available: reserve them instead of waiting"
             )
-        if entry.quantity > self.total - self.sold:
+        if entry.quantity > self.total:
             raise NotEnoughSeats(
-                f"Only {self.total - self.sold} tickets could ever come free, "
-                f"{entry.quantity} requested"
+                f"This category has {self.total} tickets, {entry.quantity} requested"
             )
         self.check_limit(entry.owner, entry.quantity)
         bisect.insort(self._waiting, entry)
@@ -353,7 +355,7 @@ class Inventory:
 
         Strictly first in, first out: a head that needs more than is free waits, and nobody
         behind it is served first. An entry that can no longer be served (sales closed, the
-        buyer reached the limit meanwhile, more than could ever come free) leaves the list.
+        buyer reached the limit meanwhile) leaves the list.
         """
         offers: list[Hold] = []
         consumed: list[WaitEntry] = []
@@ -363,7 +365,7 @@ class Inventory:
             limit = self.rules.max_per_user
             hopeless = (
                 closed
-                or head.quantity > self.total - self.sold
+                or head.quantity > self.total
                 or (
                     limit is not None
                     and self.held_by(head.owner) + self.bought_by(head.owner) + head.quantity

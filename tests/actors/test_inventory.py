@@ -492,7 +492,7 @@ def test_joining_needs_a_sold_out_category_and_only_once() -> None:
     with pytest.raises(AlreadyWaiting):
         inventory.join(WaitEntry(2, owner=1, quantity=1), 0.0)
     with pytest.raises(NotEnoughSeats):
-        inventory.join(WaitEntry(3, owner=2, quantity=3), 0.0)  # could never come free
+        inventory.join(WaitEntry(3, owner=2, quantity=3), 0.0)  # more than the category has
     assert [e.entry_id for e in inventory.waiting] == [1]
 
 

@@ -34,6 +34,11 @@ class WaitlistSweeper:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._sweep())
 
+    async def settled(self) -> None:
+        """Until every row handed over so far is deleted."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
     async def flush(self) -> None:
         while self._pending:
             batch = sorted(self._pending)

@@ -37,7 +37,8 @@ from actors.refusals import RefusalReason
 from actors.remote import HubHandle, Missing, retire_current_actor
 from actors.replies import RecentReplies
 from actors.snapshotter import Snapshotter
-from persistence import ledger, snapshots
+from actors.waitlist_sweeper import WaitlistSweeper
+from persistence import ledger, snapshots, waitlist
 from persistence.database import create_engine
 from persistence.records import PlacedOrder
 from persistence.snapshots import CategorySnapshot
@@ -62,6 +63,7 @@ class CategoryActor:
         hub = HubHandle(config.namespace, FeedHub)
         self._feed = FeedBatcher(hub.publish, self._state, config.publish_interval_seconds)
         self._snapshots = Snapshotter(self._save_snapshot)
+        self._waitlist = WaitlistSweeper(self._delete_waitlist_rows)
         self._housekeeper: asyncio.Task[None] | None = None
 
     # -- the one entry point: a batch of commands, answered in order ---------------------
@@ -186,6 +188,10 @@ class CategoryActor:
                 epoch=self._epoch,
                 lock_ttl_seconds=self._config.lock_ttl_seconds,
                 changed=self._feed.mark,
+                facts=facts,
+                offer_ttl_seconds=self._config.waitlist_offer_seconds,
+                rehold_cooldown_seconds=self._config.rehold_cooldown_seconds,
+                consumed=self._waitlist.consumed,
             )
             self._desk = desk
             self._housekeeper = asyncio.create_task(self._housekeep(desk))
@@ -212,6 +218,7 @@ class CategoryActor:
         return (
             self._activity.in_flight == 0
             and not desk.inventory.holds()
+            and self._waitlist.idle
             and self._commits.idle
             and not self._writing
         )
@@ -225,6 +232,10 @@ class CategoryActor:
             await self._db.dispose()
         log.info("category %s passivated", self._category_id)
         retire_current_actor()
+
+    async def _delete_waitlist_rows(self, entry_ids: list[int]) -> None:
+        async with self._require_db().begin() as conn:
+            await waitlist.remove_entries(conn, entry_ids)
 
     async def _save_snapshot(self, snapshot: CategorySnapshot) -> None:
         async with self._require_db().begin() as conn:

@@ -20,6 +20,7 @@ from actors.category import CategoryActor
 from actors.coalescing import CommandBatcher
 from actors.config import ActorConfig
 from actors.feed import FeedHub
+from actors.inventory import SaleRules
 from actors.lockids import category_of_lock, new_request_id, request_id_from_key
 from actors.messages import (
     Availability,
@@ -33,6 +34,8 @@ from actors.messages import (
     HoldPlaced,
     HoldsReleased,
     HoldView,
+    JoinWaitlist,
+    LeaveWaitlist,
     OrderCancelled,
     OrderPlaced,
     Outcome,
@@ -40,6 +43,8 @@ from actors.messages import (
     Refused,
     ReleaseHold,
     UserNotice,
+    WaitlistJoined,
+    WaitlistLeft,
 )
 from actors.mirror import FeedMirror
 from actors.refusals import HoldNotFound, Refusal, RefusalReason
@@ -82,10 +87,33 @@ class SeatClient:
     # -- seat commands -----------------------------------------------------------------------
 
     async def hold(
-        self, *, user_id: int, event_id: int, category_id: int, quantity: int
+        self,
+        *,
+        user_id: int,
+        event_id: int,
+        category_id: int,
+        quantity: int,
+        rules: SaleRules | None = None,
     ) -> HoldPlaced:
-        command = PlaceHold(new_request_id(), user_id, event_id, quantity)
+        command = PlaceHold(new_request_id(), user_id, event_id, quantity, rules)
         return _expect(await self._submit(category_id, command), HoldPlaced)
+
+    async def join_waitlist(
+        self,
+        *,
+        user_id: int,
+        event_id: int,
+        category_id: int,
+        entry_id: int,
+        quantity: int,
+        rules: SaleRules | None = None,
+    ) -> WaitlistJoined:
+        command = JoinWaitlist(new_request_id(), user_id, event_id, entry_id, quantity, rules)
+        return _expect(await self._submit(category_id, command), WaitlistJoined)
+
+    async def leave_waitlist(self, *, user_id: int, category_id: int) -> WaitlistLeft:
+        command = LeaveWaitlist(new_request_id(), user_id)
+        return _expect(await self._submit(category_id, command), WaitlistLeft)
 
     async def release(
         self,
@@ -98,15 +126,17 @@ class SeatClient:
         command = ReleaseHold(new_request_id(), user_id, lock_id=lock_id, quantity=quantity)
         return _expect(await self._submit(category_id, command), HoldsReleased)
 
-    async def confirm(self, *, lock_id: str, draft: OrderDraft) -> OrderPlaced:
+    async def confirm(
+        self, *, lock_id: str, draft: OrderDraft, rules: SaleRules | None = None
+    ) -> OrderPlaced:
         # The lock id names its category: one of another category is not in this actor.
         if category_of_lock(lock_id) != draft.category_id:
             raise HoldNotFound("Lock not found for this category")
-        command = ConfirmHold(_request_id(draft), draft.user_id, lock_id, draft)
+        command = ConfirmHold(_request_id(draft), draft.user_id, lock_id, draft, rules)
         return _expect(await self._submit(draft.category_id, command), OrderPlaced)
 
-    async def buy(self, *, draft: OrderDraft) -> OrderPlaced:
-        command = Buy(_request_id(draft), draft.user_id, draft)
+    async def buy(self, *, draft: OrderDraft, rules: SaleRules | None = None) -> OrderPlaced:
+        command = Buy(_request_id(draft), draft.user_id, draft, rules)
         return _expect(await self._submit(draft.category_id, command), OrderPlaced)
 
     async def cancel(self, *, order: OrderRecord) -> OrderCancelled:
@@ -155,6 +185,11 @@ class SeatClient:
                 fallback = Availability(event_id, cid, total, 0, sold, 0, now, 0)
                 known[cid] = mirror.setdefault(cid, fallback)
         return known
+
+    def live_availability(self, category_id: int) -> Availability | None:
+        """The state an active actor last published, or None if none has since the feed began."""
+        known = self._mirror.availability.get(category_id)
+        return known if known is not None and known.epoch != 0 else None
 
     def holds_of(self, user_id: int) -> list[HoldView]:
         return self._mirror.holds_of(user_id, time.time())

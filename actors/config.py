@@ -20,3 +20,7 @@ class ActorConfig:
     group_commit: bool = True
     actor_db_pool_size: int = 2
     call_retries: int = 30
+    # Fair sales (issue 12): how long a waiting-list offer is held for its buyer, and how
+    # long a buyer whose hold expired waits before holding in that category again (0: off).
+    waitlist_offer_seconds: float = 600.0
+    rehold_cooldown_seconds: float = 0.0

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from actors.inventory import Hold, Inventory
+from actors.inventory import Hold, Inventory, SaleRules, WaitEntry
 from actors.lockids import hold_lock_id, sale_lock_id
 from actors.messages import (
     Availability,
@@ -23,12 +23,16 @@ from actors.messages import (
     HoldPlaced,
     HoldsReleased,
     HoldView,
+    JoinWaitlist,
+    LeaveWaitlist,
     OrderCancelled,
     OrderPlaced,
     Outcome,
     PlaceHold,
     Refused,
     ReleaseHold,
+    WaitlistJoined,
+    WaitlistLeft,
 )
 from actors.refusals import (
     HoldMismatch,
@@ -37,7 +41,7 @@ from actors.refusals import (
     RefusalReason,
     WrongEvent,
 )
-from persistence.records import OrderRecord, PlacedOrder
+from persistence.records import CategoryFacts, OrderRecord, PlacedOrder
 
 LEDGER_REFUSAL = Refused(
     RefusalReason.LEDGER_UNAVAILABLE, "Orders cannot be recorded right now; try again"
@@ -45,6 +49,18 @@ LEDGER_REFUSAL = Refused(
 
 # What changed, for the feed: holds added (or shrunk), lock ids removed.
 Changed = Callable[[Sequence[HoldView], Sequence[str]], None]
+# Waiting-list entries that left the list by an offer (or hopeless): their rows can go.
+Consumed = Callable[[Sequence[WaitEntry]], None]
+
+
+def rules_of(facts: CategoryFacts) -> SaleRules:
+    return SaleRules.stricter(
+        facts.event_window, facts.category_window, facts.max_per_user, facts.stamp
+    )
+
+
+def _nothing_consumed(entries: Sequence[WaitEntry]) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +94,10 @@ class Desk:
         lock_ttl_seconds: float,
         changed: Changed,
         clock: Callable[[], float] = time.time,
+        facts: CategoryFacts | None = None,
+        offer_ttl_seconds: float = 600.0,
+        rehold_cooldown_seconds: float = 0.0,
+        consumed: Consumed = _nothing_consumed,
     ) -> None:
         self.inventory = inventory
         self.event_id = event_id
@@ -86,6 +106,14 @@ class Desk:
         self._ttl = lock_ttl_seconds
         self._changed = changed
         self._clock = clock
+        self._offer_ttl = offer_ttl_seconds
+        self._consumed = consumed
+        inventory.configure(
+            rules_of(facts) if facts is not None else inventory.rules,
+            bought=dict(facts.bought) if facts is not None else None,
+            waiting=[WaitEntry(*row) for row in facts.waiting] if facts is not None else None,
+            rehold_cooldown=rehold_cooldown_seconds,
+        )
 
     # -- the synchronous step -----------------------------------------------------------------
 
@@ -110,8 +138,16 @@ class Desk:
                 decision.outcomes[index] = cached
                 continue
             try:
+                if isinstance(command, PlaceHold | ConfirmHold | Buy | JoinWaitlist):
+                    self.inventory.adopt(command.rules)
                 if isinstance(command, PlaceHold):
                     decision.outcomes[index] = self._hold(command, now)
+                elif isinstance(command, JoinWaitlist):
+                    decision.outcomes[index] = self._join(command, now)
+                elif isinstance(command, LeaveWaitlist):
+                    entry = self.inventory.leave(command.owner)
+                    self._changed((), ())
+                    decision.outcomes[index] = WaitlistLeft(entry.entry_id, self.availability())
                 elif isinstance(command, ReleaseHold):
                     decision.outcomes[index] = self._release(command)
                 elif isinstance(command, ConfirmHold):
@@ -141,6 +177,7 @@ class Desk:
                 decision.outcomes[index] = Refused(refusal.reason, refusal.message)
         if decision.writes:
             self._changed((), ())  # the confirming holds count as held meanwhile
+        self.serve_waiting(now)
         return decision
 
     def settle(self, decision: Decision, placed: Sequence[PlacedOrder]) -> None:
@@ -158,6 +195,7 @@ class Desk:
                 result.record, self.availability(), result.replayed
             )
         self._changed((), removed)
+        self.serve_waiting(self._clock())
 
     def undo(self, decision: Decision) -> None:
         """The ledger refused the writes: each hold is back as it was, each sale undone."""
@@ -167,17 +205,32 @@ class Desk:
                 self.inventory.release(write.lock_id, write.command.owner)
             decision.outcomes[write.index] = LEDGER_REFUSAL
         self._changed((), ())
+        self.serve_waiting(self._clock())
 
     def cancelled(self, order: OrderRecord) -> OrderCancelled:
-        """The ledger cancelled `order`: its seats go back on sale."""
-        self.inventory.give_back(order.quantity)
+        """The ledger cancelled `order`: its seats go back (to the waiting list first)."""
+        self.inventory.give_back(order.quantity, order.user_id)
         self._changed((), ())
+        self.serve_waiting(self._clock())
         return OrderCancelled(order, self.availability())
 
     def expire(self, now: float) -> None:
         expired = self.inventory.expire_due(now)
         if expired:
             self._changed((), [hold.lock_id for hold in expired])
+        self.serve_waiting(now)
+
+    def serve_waiting(self, now: float) -> None:
+        """Free seats go to the head of the waiting list before anyone else can take them."""
+        if not self.inventory.waiting:
+            return
+        served = self.inventory.serve_waiting(now, self._offer_ttl, self._offer_lock_id)
+        if served.offers:
+            self._changed([self.view(offer) for offer in served.offers], ())
+        elif served.consumed:
+            self._changed((), ())
+        if served.consumed:
+            self._consumed(served.consumed)
 
     def everything_changed(self) -> None:
         """Announce the whole state (at activation)."""
@@ -191,11 +244,13 @@ class Desk:
             event_id=self.event_id,
             category_id=self.category_id,
             total=inventory.total,
-            held=inventory.held,
+            # Seats set aside for the waiting list are not on sale: shown as held.
+            held=inventory.held + inventory.set_aside,
             sold=inventory.sold,
             version=inventory.version,
             at=self._clock(),
             epoch=self._epoch,
+            waiting=tuple(entry.owner for entry in inventory.waiting),
         )
 
     def view(self, hold: Hold) -> HoldView:
@@ -206,6 +261,7 @@ class Desk:
             category_id=self.category_id,
             quantity=hold.quantity,
             expires_at=hold.expires_at,
+            offer=hold.offer,
         )
 
     # -- steps ---------------------------------------------------------------------------------
@@ -223,6 +279,17 @@ class Desk:
         view = self.view(hold)
         self._changed((view,), ())
         return HoldPlaced(view, self.availability())
+
+    def _join(self, command: JoinWaitlist, now: float) -> Outcome:
+        self._check_event(command.event_id)
+        entry = WaitEntry(command.entry_id, command.owner, command.quantity)
+        position = self.inventory.join(entry, now)
+        self._changed((), ())
+        return WaitlistJoined(entry.entry_id, position, entry.quantity, self.availability())
+
+    def _offer_lock_id(self, entry: WaitEntry) -> str:
+        # The entry's ledger id makes the offer's lock id: one offer per entry, ever.
+        return hold_lock_id(self.category_id, entry.owner, f"{entry.entry_id:016x}")
 
     def _release(self, command: ReleaseHold) -> Outcome:
         inventory = self.inventory

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.inventory import SaleRules
 from actors.refusals import RefusalReason
 from persistence.records import OrderDraft, OrderRecord
 
@@ -25,6 +26,8 @@ class Availability:
     # Activation of the actor that produced it (ns); with `version` it orders states even
     # across an actor restart that lost its unsaved version counter.
     epoch: int = 0
+    # The category's waiting list, user ids first in line first; empty for most categories.
+    waiting: tuple[int, ...] = ()
 
     @property
     def available(self) -> int:
@@ -43,6 +46,8 @@ class HoldView:
     category_id: int
     quantity: int
     expires_at: float  # epoch seconds
+    # Made for the head of the waiting list: its buyer hears `waitlist-offer`.
+    offer: bool = False
 
 
 # -- commands (gateway -> actor), batched in one call per category ---------------------------
@@ -55,6 +60,8 @@ class PlaceHold:
     # The event the caller believes the category belongs to: the actor checks it.
     event_id: int
     quantity: int
+    # The category's rules as the sender's catalogue has them; adopted only if newer.
+    rules: SaleRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,7 @@ class ConfirmHold:
     owner: int
     lock_id: str
     draft: OrderDraft
+    rules: SaleRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,7 @@ class Buy:
     request_id: str
     owner: int
     draft: OrderDraft
+    rules: SaleRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +101,25 @@ class CancelOrder:
     order_id: int
 
 
-Command = PlaceHold | ReleaseHold | ConfirmHold | Buy | CancelOrder
+@dataclass(frozen=True, slots=True)
+class JoinWaitlist:
+    """Put the owner on the waiting list; `entry_id` is the row already in the ledger."""
+
+    request_id: str
+    owner: int
+    event_id: int
+    entry_id: int
+    quantity: int
+    rules: SaleRules | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveWaitlist:
+    request_id: str
+    owner: int
+
+
+Command = PlaceHold | ReleaseHold | ConfirmHold | Buy | CancelOrder | JoinWaitlist | LeaveWaitlist
 
 
 # -- outcomes (actor -> gateway), one per command, in order ----------------------------------
@@ -129,7 +156,29 @@ class Refused:
     message: str
 
 
-Outcome = HoldPlaced | HoldsReleased | OrderPlaced | OrderCancelled | Refused
+@dataclass(frozen=True, slots=True)
+class WaitlistJoined:
+    entry_id: int
+    position: int  # 1 is next in line
+    quantity: int
+    availability: Availability
+
+
+@dataclass(frozen=True, slots=True)
+class WaitlistLeft:
+    entry_id: int
+    availability: Availability
+
+
+Outcome = (
+    HoldPlaced
+    | HoldsReleased
+    | OrderPlaced
+    | OrderCancelled
+    | WaitlistJoined
+    | WaitlistLeft
+    | Refused
+)
 
 
 # -- the change feed (actor -> hub -> every gateway) -----------------------------------------

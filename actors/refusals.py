@@ -24,6 +24,15 @@ class RefusalReason(StrEnum):
     CATEGORY_UNAVAILABLE = "category_unavailable"
     ORDER_NOT_FOUND = "order_not_found"
     ORDER_ALREADY_CANCELLED = "order_already_cancelled"
+    BAD_SALES_WINDOW = "bad_sales_window"
+    SALES_NOT_OPEN = "sales_not_open"
+    SALES_CLOSED = "sales_closed"
+    LIMIT_REACHED = "limit_reached"
+    TOO_MANY_HOLDS = "too_many_holds"
+    REHOLD_TOO_SOON = "rehold_too_soon"
+    SEATS_AVAILABLE = "seats_available"
+    ALREADY_WAITING = "already_waiting"
+    NOT_WAITING = "not_waiting"
     # Not the category's decision: the ledger could not be written. Nothing changed.
     LEDGER_UNAVAILABLE = "ledger_unavailable"
 
@@ -102,3 +111,53 @@ class OrderAlreadyCancelled(Refusal):
 
 class LedgerUnavailable(Refusal):
     reason = RefusalReason.LEDGER_UNAVAILABLE
+
+
+class SalesNotOpen(Refusal):
+    """Before the sales window of the event or category opens."""
+
+    reason = RefusalReason.SALES_NOT_OPEN
+
+
+class SalesClosed(Refusal):
+    """After the sales window of the event or category closed."""
+
+    reason = RefusalReason.SALES_CLOSED
+
+
+class LimitReached(Refusal):
+    """The buyer's live holds plus bought tickets in the category would exceed maxPerUser."""
+
+    reason = RefusalReason.LIMIT_REACHED
+
+
+class TooManyHolds(Refusal):
+    """The buyer already has MAX_LIVE_HOLDS_PER_USER live holds across all categories."""
+
+    reason = RefusalReason.TOO_MANY_HOLDS
+
+
+class ReholdTooSoon(Refusal):
+    """The buyer's hold in this category expired less than the cool-down ago."""
+
+    reason = RefusalReason.REHOLD_TOO_SOON
+
+
+class SeatsAvailable(Refusal):
+    """A waiting list is only for a category with nothing on sale."""
+
+    reason = RefusalReason.SEATS_AVAILABLE
+
+
+class AlreadyWaiting(Refusal):
+    reason = RefusalReason.ALREADY_WAITING
+
+
+class NotWaiting(Refusal):
+    reason = RefusalReason.NOT_WAITING
+
+
+class BadSalesWindow(Refusal):
+    """A sales window whose end is not after its start."""
+
+    reason = RefusalReason.BAD_SALES_WINDOW

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
 
     lock_ttl_seconds: float = Field(default=300.0, gt=0)
     max_tickets_per_request: int = Field(default=10, ge=1)
+    # Fair sales: live holds one user may have across all categories (best-effort: checked
+    # against this gateway's feed mirror, not atomically across actors), the life of a
+    # waiting-list offer, and the cool-down before re-holding a category after an expiry.
+    max_live_holds_per_user: int = Field(default=20, ge=1)
+    waitlist_offer_seconds: float = Field(default=600.0, gt=0)
+    rehold_cooldown_seconds: float = Field(default=0.0, ge=0)
     snapshot_interval_seconds: float = Field(default=1.0, gt=0)
     actor_idle_seconds: float = Field(default=60.0, gt=0)
     publish_interval_seconds: float = Field(default=0.02, ge=0)

@@ -44,10 +44,19 @@ REFUSAL_STATUS: Mapping[RefusalReason, int] = {
     RefusalReason.CATEGORY_UNAVAILABLE: 409,
     RefusalReason.ORDER_NOT_FOUND: 404,
     RefusalReason.ORDER_ALREADY_CANCELLED: 409,
+    RefusalReason.BAD_SALES_WINDOW: 400,
+    RefusalReason.SALES_NOT_OPEN: 409,
+    RefusalReason.SALES_CLOSED: 409,
+    RefusalReason.LIMIT_REACHED: 409,
+    RefusalReason.TOO_MANY_HOLDS: 409,
+    RefusalReason.REHOLD_TOO_SOON: 409,
+    RefusalReason.SEATS_AVAILABLE: 409,
+    RefusalReason.ALREADY_WAITING: 409,
+    RefusalReason.NOT_WAITING: 404,
     RefusalReason.LEDGER_UNAVAILABLE: 503,
 }
 # Refusals of a value the client sent: titled as schema validation failures are.
-VALIDATION_REASONS = frozenset({RefusalReason.TOO_MANY_TICKETS})
+VALIDATION_REASONS = frozenset({RefusalReason.TOO_MANY_TICKETS, RefusalReason.BAD_SALES_WINDOW})
 
 
 class ApiError(Exception):

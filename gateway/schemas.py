@@ -17,10 +17,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     StringConstraints,
     field_validator,
+    model_serializer,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
@@ -168,11 +171,26 @@ class TokenOut(BaseModel):
 # -- events ----------------------------------------------------------------------------------
 
 
+def _window_in_order(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and end <= start:
+        raise ValueError("salesEndAt must be after salesStartAt")
+
+
 class CategoryIn(CamelModel):
     category_name: Label
     price: Price
     total_seats: Annotated[StrictInt, Field(ge=1, le=MAX_SEATS)]
     description: ShortText | None = None
+    # Fair sales (optional): the category's own window (the stricter of it and the event's
+    # wins) and the most tickets one buyer may hold plus buy in it.
+    sales_start_at: EventDate | None = None
+    sales_end_at: EventDate | None = None
+    max_per_user: Annotated[StrictInt, Field(ge=1, le=MAX_SEATS)] | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> CategoryIn:
+        _window_in_order(self.sales_start_at, self.sales_end_at)
+        return self
 
 
 class EventIn(CamelModel):
@@ -182,6 +200,13 @@ class EventIn(CamelModel):
     event_date: EventDate
     location: Location | None = None
     ticket_categories: Annotated[list[CategoryIn], Field(min_length=1, max_length=MAX_CATEGORIES)]
+    sales_start_at: EventDate | None = None
+    sales_end_at: EventDate | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> EventIn:
+        _window_in_order(self.sales_start_at, self.sales_end_at)
+        return self
 
     @field_validator("ticket_categories")
     @classmethod
@@ -199,6 +224,14 @@ class EventUpdateIn(CamelModel):
     event_date: EventDate | None = None
     location: Location | None = None
     is_active: StrictBool | None = None
+    # null clears the bound; the merged window is checked against the stored one too.
+    sales_start_at: EventDate | None = None
+    sales_end_at: EventDate | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> EventUpdateIn:
+        _window_in_order(self.sales_start_at, self.sales_end_at)
+        return self
 
     _REQUIRED = ("event_name", "event_category", "event_date", "is_active")
 
@@ -214,7 +247,21 @@ class EventUpdateIn(CamelModel):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
-class TicketCategoryOut(CamelOut):
+class FairOut(CamelOut):
+    """An answer whose fair-sale fields appear only when set: a client that never uses them
+    sees exactly the guide's shape."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_fair_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in ("salesStartAt", "salesEndAt", "maxPerUser", "waitingCount"):
+                if key in data and data[key] in (None, 0):
+                    del data[key]
+        return data
+
+
+class TicketCategoryOut(FairOut):
     id: int
     category_name: str
     price: Money
@@ -224,9 +271,13 @@ class TicketCategoryOut(CamelOut):
     description: str | None
     is_active: bool
     event_id: int
+    sales_start_at: Instant | None = None
+    sales_end_at: Instant | None = None
+    max_per_user: int | None = None
+    waiting_count: int = 0
 
 
-class EventOut(CamelOut):
+class EventOut(FairOut):
     id_event: int
     event_name: str
     event_category: str
@@ -238,6 +289,8 @@ class EventOut(CamelOut):
     ticket_categories: list[TicketCategoryOut]
     created_at: Instant
     updated_at: Instant
+    sales_start_at: Instant | None = None
+    sales_end_at: Instant | None = None
 
 
 class DeletedOut(CamelOut):
@@ -308,6 +361,23 @@ class OrderOut(CamelOut):
     notes: str | None
     created_at: Instant
     updated_at: Instant
+
+
+# -- waiting list ----------------------------------------------------------------------------
+
+
+class WaitlistIn(CamelModel):
+    quantity: Quantity
+
+
+class WaitlistOut(CamelOut):
+    success: bool
+    message: str
+    event_id: int
+    category_id: int
+    quantity: int
+    position: int  # 1 is next in line; 0 once off the list
+    waiting: int  # everyone on the list
 
 
 # -- health ----------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ def actor_config(settings: Settings, database_url: str) -> ActorConfig:
         actor_idle_seconds=settings.actor_idle_seconds,
         publish_interval_seconds=settings.publish_interval_seconds,
         group_commit=settings.group_commit,
+        waitlist_offer_seconds=settings.waitlist_offer_seconds,
+        rehold_cooldown_seconds=settings.rehold_cooldown_seconds,
     )
 
 
@@ -119,6 +121,7 @@ class System:
                 directory,
                 orders,
                 max_tickets_per_request=settings.max_tickets_per_request,
+                max_live_holds_per_user=settings.max_live_holds_per_user,
             ),
             auth=Authenticator(tokens, directory),
             tokens=tokens,

@@ -12,11 +12,21 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence import waitlist
 from persistence.models import events, orders, ticket_categories
 from persistence.records import CategoryFacts, CategoryRecord, EventDraft, EventRecord
 
 EDITABLE_EVENT_FIELDS = frozenset(
-    {"event_name", "event_category", "description", "event_date", "location", "is_active"}
+    {
+        "event_name",
+        "event_category",
+        "description",
+        "event_date",
+        "location",
+        "is_active",
+        "sales_start_at",
+        "sales_end_at",
+    }
 )
 
 
@@ -29,6 +39,9 @@ def _category(row: Any) -> CategoryRecord:
         total_seats=row.total_seats,
         description=row.description,
         is_active=row.is_active,
+        sales_start_at=row.sales_start_at,
+        sales_end_at=row.sales_end_at,
+        max_per_user=row.max_per_user,
     )
 
 
@@ -45,6 +58,8 @@ def _event(row: Any, categories: Iterable[CategoryRecord]) -> EventRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         categories=tuple(categories),
+        sales_start_at=row.sales_start_at,
+        sales_end_at=row.sales_end_at,
     )
 
 
@@ -73,6 +88,8 @@ async def create_event(conn: AsyncConnection, draft: EventDraft, created_by: int
                 event_date=draft.event_date,
                 location=draft.location,
                 created_by=created_by,
+                sales_start_at=draft.sales_start_at,
+                sales_end_at=draft.sales_end_at,
             )
             .returning(*events.c)
         )
@@ -89,6 +106,9 @@ async def create_event(conn: AsyncConnection, draft: EventDraft, created_by: int
                         "price": category.price,
                         "total_seats": category.total_seats,
                         "description": category.description,
+                        "sales_start_at": category.sales_start_at,
+                        "sales_end_at": category.sales_end_at,
+                        "max_per_user": category.max_per_user,
                     }
                     for category in draft.categories
                 ]
@@ -165,13 +185,23 @@ async def get_category(conn: AsyncConnection, category_id: int) -> CategoryRecor
 
 
 async def load_category_facts(conn: AsyncConnection, category_id: int) -> CategoryFacts | None:
-    """What a category actor needs at activation; active only if event and category both are."""
+    """What a category actor needs at activation; active only if event and category both are.
+
+    With it, the sales rules (both windows, the limit), each buyer's seats in non-cancelled
+    orders (the limit counts them) and the waiting list in order.
+    """
     statement = (
         select(
             ticket_categories.c.id,
             ticket_categories.c.event_id,
             ticket_categories.c.total_seats,
             (ticket_categories.c.is_active & events.c.is_active).label("is_active"),
+            events.c.sales_start_at.label("event_start"),
+            events.c.sales_end_at.label("event_end"),
+            ticket_categories.c.sales_start_at.label("category_start"),
+            ticket_categories.c.sales_end_at.label("category_end"),
+            ticket_categories.c.max_per_user,
+            events.c.updated_at,
         )
         .join(events, events.c.id == ticket_categories.c.event_id)
         .where(ticket_categories.c.id == category_id)
@@ -179,12 +209,28 @@ async def load_category_facts(conn: AsyncConnection, category_id: int) -> Catego
     row = (await conn.execute(statement)).first()
     if row is None:
         return None
+    bought = await conn.execute(
+        select(orders.c.user_id, func.sum(orders.c.quantity).label("seats"))
+        .where(orders.c.category_id == category_id, orders.c.status != "cancelled")
+        .group_by(orders.c.user_id)
+    )
+    waiting = await waitlist.entries(conn, category_id)
     return CategoryFacts(
         category_id=row.id,
         event_id=row.event_id,
         total_seats=row.total_seats,
         is_active=bool(row.is_active),
+        event_window=(_epoch(row.event_start), _epoch(row.event_end)),
+        category_window=(_epoch(row.category_start), _epoch(row.category_end)),
+        max_per_user=row.max_per_user,
+        stamp=row.updated_at.timestamp(),
+        bought=tuple((int(r.user_id), int(r.seats)) for r in bought),
+        waiting=tuple((entry.id, entry.user_id, entry.quantity) for entry in waiting),
     )
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
 
 
 async def category_totals(

@@ -5,6 +5,7 @@ and category snapshots. Migrations create it; repositories query it through thes
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -26,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 # Constraint names are part of the contract with the migrations and with the error mapping.
 SOLD_WITHIN_TOTAL = "ck_ticket_categories_sold_within_total"
 ORDER_STATUSES = ("pending", "confirmed", "cancelled", "completed")
+WINDOW_IN_ORDER = "sales_start_at IS NULL OR sales_end_at IS NULL OR sales_start_at < sales_end_at"
 
 metadata = MetaData(
     naming_convention={
@@ -65,6 +68,9 @@ events = Table(
     Column("created_by", Integer, ForeignKey("users.id"), nullable=False),
     _timestamp("created_at"),
     _timestamp("updated_at"),
+    Column("sales_start_at", DateTime(timezone=True), nullable=True),
+    Column("sales_end_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(WINDOW_IN_ORDER, name="window_in_order"),
     Index(None, "event_date"),
     Index(None, "event_category"),
     Index(None, "created_by"),
@@ -87,6 +93,11 @@ ticket_categories = Table(
     Column("sold_seats", Integer, nullable=False, server_default=text("0")),
     Column("description", Text, nullable=True),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("sales_start_at", DateTime(timezone=True), nullable=True),
+    Column("sales_end_at", DateTime(timezone=True), nullable=True),
+    Column("max_per_user", Integer, nullable=True),
+    CheckConstraint(WINDOW_IN_ORDER, name="window_in_order"),
+    CheckConstraint("max_per_user IS NULL OR max_per_user > 0", name="max_per_user_positive"),
     CheckConstraint("price >= 0", name="price_not_negative"),
     CheckConstraint("total_seats >= 0", name="total_not_negative"),
     CheckConstraint("sold_seats >= 0", name="sold_not_negative"),
@@ -132,4 +143,22 @@ category_snapshots = Table(
     ),
     Column("payload", JSONB, nullable=False),
     _timestamp("saved_at"),
+)
+
+# A category's waiting list (migration 0003): the identity is the place in line.
+waitlist_entries = Table(
+    "waitlist_entries",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "category_id",
+        Integer,
+        ForeignKey("ticket_categories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    _timestamp("created_at"),
+    UniqueConstraint("category_id", "user_id"),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
 )

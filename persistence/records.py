@@ -68,6 +68,13 @@ class CategoryFacts:
     event_id: int
     total_seats: int
     is_active: bool
+    # Sales windows (epoch seconds or None) of the event and of the category, and the limit.
+    event_window: tuple[float | None, float | None] = (None, None)
+    category_window: tuple[float | None, float | None] = (None, None)
+    max_per_user: int | None = None
+    stamp: float = 0.0  # the event's updated_at: orders versions of these facts
+    bought: tuple[tuple[int, int], ...] = ()  # (user id, seats in non-cancelled orders)
+    waiting: tuple[tuple[int, int, int], ...] = ()  # (entry id, user id, quantity), in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,9 @@ class CategoryRecord:
     total_seats: int
     description: str | None
     is_active: bool
+    sales_start_at: datetime | None = None
+    sales_end_at: datetime | None = None
+    max_per_user: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +113,8 @@ class EventRecord:
     created_at: datetime
     updated_at: datetime
     categories: tuple[CategoryRecord, ...]
+    sales_start_at: datetime | None = None
+    sales_end_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +123,9 @@ class CategoryDraft:
     price: Decimal
     total_seats: int
     description: str | None = None
+    sales_start_at: datetime | None = None
+    sales_end_at: datetime | None = None
+    max_per_user: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +136,16 @@ class EventDraft:
     event_date: datetime
     location: str | None
     categories: tuple[CategoryDraft, ...] = ()
+    sales_start_at: datetime | None = None
+    sales_end_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitlistRow:
+    """A buyer's place on a category's waiting list, as the ledger keeps it."""
+
+    id: int
+    category_id: int
+    user_id: int
+    quantity: int
+    created_at: datetime

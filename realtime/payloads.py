@@ -65,6 +65,14 @@ class UnlockRequest(_Payload):
         return self
 
 
+class WaitlistRequest(_Payload):
+    """`join-waitlist` (with `quantity`) and `leave-waitlist` (without)."""
+
+    event_id: Id = Field(alias="eventId")
+    category_id: Id = Field(alias="categoryId")
+    quantity: Quantity | None = None
+
+
 PayloadT = TypeVar("PayloadT", bound=_Payload)
 
 
@@ -94,6 +102,8 @@ def availability_update(availability: Availability) -> dict[str, Any]:
         "lockedTickets": availability.held,
         "totalTickets": availability.total,
         "timestamp": iso(availability.at),
+        # Only while someone waits: the guide's shape is unchanged otherwise.
+        **({"waitingCount": len(availability.waiting)} if availability.waiting else {}),
     }
 
 
@@ -104,6 +114,22 @@ def lock_view(hold: HoldView) -> dict[str, Any]:
         "categoryId": hold.category_id,
         "quantity": hold.quantity,
         "expiresAt": iso(hold.expires_at),
+    }
+
+
+def waitlist_offer(hold: HoldView) -> dict[str, Any]:
+    """`waitlist-offer`: seats held for the buyer first in line, an ordinary lock."""
+    return lock_view(hold)
+
+
+def waitlist_position(
+    event_id: int, category_id: int, position: int, waiting: int
+) -> dict[str, Any]:
+    return {
+        "eventId": event_id,
+        "categoryId": category_id,
+        "position": position,
+        "waiting": waiting,
     }
 
 

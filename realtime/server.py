@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import engineio
 import socketio
 
-from actors.messages import CategoryChanged, FeedItem, UserNotice
+from actors.messages import Availability, CategoryChanged, FeedItem, UserNotice
 from actors.mirror import FeedMirror
 from actors.refusals import Refusal
 from realtime.payloads import (
@@ -25,11 +26,14 @@ from realtime.payloads import (
     EventRoomRequest,
     LockRequest,
     UnlockRequest,
+    WaitlistRequest,
     availability_update,
     failure,
     iso,
     lock_view,
     parse,
+    waitlist_offer,
+    waitlist_position,
 )
 from realtime.ratelimit import TokenBucket
 from sales.identity import Authenticator, InvalidToken, Principal
@@ -47,6 +51,7 @@ RATE_LIMITED = "Rate limit exceeded"
 TOO_MANY_CONNECTIONS = "Too many connections for this user"
 INTERNAL = "Internal server error"
 UNAVAILABLE = "Service unavailable, try again shortly"
+OFFERS_REMEMBERED = 10_000
 
 Handler = Callable[[str, Principal, Any], Awaitable[dict[str, Any] | None]]
 Subscribe = Callable[[Callable[[FeedItem], None]], Callable[[], None]]
@@ -168,6 +173,10 @@ class FeedPublisher:
         self._pending: dict[int, CategoryChanged] = {}
         self._sent = FeedMirror(track_holds=False)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Waiting lists as last announced, per category, and offers already announced (a
+        # re-published hold must not offer twice); both bounded.
+        self._lines: dict[int, tuple[int, ...]] = {}
+        self._offered: OrderedDict[str, None] = OrderedDict()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember the loop the sockets live on (the first connection tells us)."""
@@ -188,6 +197,8 @@ class FeedPublisher:
 
     def _accept(self, item: FeedItem) -> None:
         if isinstance(item, CategoryChanged):
+            # Before the staleness check: an offer is news even in a state already overtaken.
+            self._announce_offers(item)
             if not self._sent.apply(item):
                 return  # an older state arriving late (another process's feed): never go back
             if not self._pending:
@@ -210,10 +221,38 @@ class FeedPublisher:
                     availability_update(availability),
                     event_room(availability.event_id),
                 )
+                self._announce_positions(availability)
             except Exception:
                 log.exception(
                     "availability-update for category %s failed", availability.category_id
                 )
+
+    def _announce_offers(self, item: CategoryChanged) -> None:
+        for hold in item.holds_added:
+            if not hold.offer or hold.lock_id in self._offered:
+                continue
+            self._offered[hold.lock_id] = None
+            if len(self._offered) > OFFERS_REMEMBERED:
+                self._offered.popitem(last=False)
+            self._rooms.broadcast("waitlist-offer", waitlist_offer(hold), user_room(hold.owner))
+
+    def _announce_positions(self, availability: Availability) -> None:
+        """`waitlist-position` to each waiting buyer whose place changed (this process's
+        sockets only: every gateway does the same for its own)."""
+        category_id = availability.category_id
+        before = self._lines.get(category_id, ())
+        line = availability.waiting
+        if line == before:
+            return
+        if line:
+            self._lines[category_id] = line
+        else:
+            self._lines.pop(category_id, None)
+        was = {user_id: place for place, user_id in enumerate(before, 1)}
+        for place, user_id in enumerate(line, 1):
+            if was.get(user_id) != place or len(before) != len(line):
+                payload = waitlist_position(availability.event_id, category_id, place, len(line))
+                self._rooms.broadcast("waitlist-position", payload, user_room(user_id))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -249,6 +288,8 @@ class RealtimeService:
             "unlock-tickets": self.unlock_tickets,
             "get-my-locks": self.get_my_locks,
             "heartbeat": self.heartbeat,
+            "join-waitlist": self.join_waitlist,
+            "leave-waitlist": self.leave_waitlist,
         }
         for name, handler in routes.items():
             self._sio.on(name, self._guarded(name, handler), namespace=NAMESPACE)
@@ -448,6 +489,48 @@ class RealtimeService:
         holds = self._sales.holds_of(who.user_id)
         reply = {"success": True, "locks": [lock_view(hold) for hold in holds]}
         await self._emit_to(sid, "my-locks-response", reply)
+        return reply
+
+    # -- the waiting list ---------------------------------------------------------------
+
+    async def join_waitlist(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
+        try:
+            request = parse(WaitlistRequest, data)
+            if request.quantity is None:
+                raise BadPayload("Invalid payload: quantity is required")
+            place = await self._sales.join_waitlist(
+                who,
+                event_id=request.event_id,
+                category_id=request.category_id,
+                quantity=request.quantity,
+            )
+        except (BadPayload, Refusal) as exc:
+            reply = failure(exc.message)
+        else:
+            reply = {
+                "success": True,
+                "message": "Joined the waiting list",
+                "quantity": place.quantity,
+            } | waitlist_position(place.event_id, place.category_id, place.position, place.waiting)
+        await self._emit_to(sid, "join-waitlist-response", reply)
+        return reply
+
+    async def leave_waitlist(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:
+        try:
+            request = parse(WaitlistRequest, data)
+            place = await self._sales.leave_waitlist(
+                who, event_id=request.event_id, category_id=request.category_id
+            )
+        except (BadPayload, Refusal) as exc:
+            reply = failure(exc.message)
+        else:
+            reply = {
+                "success": True,
+                "message": "Left the waiting list",
+                "eventId": place.event_id,
+                "categoryId": place.category_id,
+            }
+        await self._emit_to(sid, "leave-waitlist-response", reply)
         return reply
 
     async def heartbeat(self, sid: str, who: Principal, data: Any) -> dict[str, Any]:

@@ -10,23 +10,31 @@ handlers each shape their own answer from them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.client import SeatClient
+from actors.inventory import SaleRules
 from actors.lockids import category_of_lock
 from actors.messages import Availability, HoldPlaced, HoldsReleased, HoldView
 from actors.refusals import (
+    AlreadyWaiting,
+    BadSalesWindow,
     CategoryNotFound,
     EventNotFound,
     HoldNotFound,
     NotOnSale,
+    NotWaiting,
     OrderAlreadyCancelled,
     OrderNotFound,
     Refusal,
+    TooManyHolds,
     TooManyTickets,
 )
-from persistence import catalog, ledger
+from persistence import catalog, ledger, waitlist
 from persistence.records import CategoryRecord, EventRecord, OrderDraft, OrderRecord, OrderStatus
 from sales.directory import Directory
 from sales.fulfilment import CANCELLED_MESSAGE, OrderProcessor, order_notice
@@ -35,6 +43,31 @@ from sales.identity import Principal
 EVENT_NOT_FOUND = "Event not found"
 ORDER_NOT_FOUND = "Order not found"
 CATEGORY_NOT_FOUND = "Ticket category not found"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitlistPlace:
+    """Where a buyer stands on a category's waiting list."""
+
+    event_id: int
+    category_id: int
+    quantity: int
+    position: int  # 1 is next in line
+    waiting: int  # everyone on the list
+
+
+def rules_of(event: EventRecord, category: CategoryRecord) -> SaleRules:
+    """The category's sales rules as this catalogue has them (the actor keeps the newest)."""
+    return SaleRules.stricter(
+        (_epoch(event.sales_start_at), _epoch(event.sales_end_at)),
+        (_epoch(category.sales_start_at), _epoch(category.sales_end_at)),
+        category.max_per_user,
+        event.updated_at.timestamp(),
+    )
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
 
 
 class Sales:
@@ -46,12 +79,14 @@ class Sales:
         fulfilment: OrderProcessor,
         *,
         max_tickets_per_request: int,
+        max_live_holds_per_user: int = 20,
     ) -> None:
         self._db = db
         self._seats = seats
         self._directory = directory
         self._fulfilment = fulfilment
         self._max_tickets = max_tickets_per_request
+        self._max_live_holds = max_live_holds_per_user
 
     # -- what is on sale --------------------------------------------------------------------
 
@@ -63,6 +98,14 @@ class Sales:
         if not category.is_active:
             raise NotOnSale("This ticket category is not on sale")
         return event, category
+
+    @staticmethod
+    def check_window_change(event: EventRecord, changes: dict[str, Any]) -> None:
+        """An edit's sales window, merged with what it leaves unchanged, must be in order."""
+        start = changes.get("sales_start_at", event.sales_start_at)
+        end = changes.get("sales_end_at", event.sales_end_at)
+        if start is not None and end is not None and end <= start:
+            raise BadSalesWindow("salesEndAt must be after salesStartAt")
 
     def check_quantity(self, quantity: int) -> None:
         if quantity > self._max_tickets:
@@ -93,10 +136,24 @@ class Sales:
         self, caller: Principal, *, event_id: int, category_id: int, quantity: int
     ) -> HoldPlaced:
         self.check_quantity(quantity)
-        await self.on_sale(event_id, category_id)
+        event, category = await self.on_sale(event_id, category_id)
+        self._check_live_holds(caller)
         return await self._seats.hold(
-            user_id=caller.user_id, event_id=event_id, category_id=category_id, quantity=quantity
+            user_id=caller.user_id,
+            event_id=event_id,
+            category_id=category_id,
+            quantity=quantity,
+            rules=rules_of(event, category),
         )
+
+    def _check_live_holds(self, caller: Principal) -> None:
+        # Best-effort across categories: each actor knows only its own holds, so this reads the
+        # feed mirror; racing requests to several categories at once can pass it together.
+        # The exact per-category limit (maxPerUser) is the actor's.
+        if len(self._seats.holds_of(caller.user_id)) >= self._max_live_holds:
+            raise TooManyHolds(
+                f"You already have {self._max_live_holds} live holds; buy or release some first"
+            )
 
     async def release_lock(self, caller: Principal, lock_id: str) -> HoldsReleased:
         """Release one of the caller's holds by its lock id (which names its category)."""
@@ -136,6 +193,77 @@ class Sales:
     async def availability(self, category_ids: Sequence[int]) -> dict[int, Availability]:
         return await self._seats.availability(category_ids)
 
+    # -- the waiting list -------------------------------------------------------------------
+
+    async def join_waitlist(
+        self, caller: Principal, *, event_id: int, category_id: int, quantity: int
+    ) -> WaitlistPlace:
+        """Durable before it is acknowledged: the row is written first, then the category's
+        actor (which alone knows whether anything is on sale) takes the entry or refuses it,
+        and a refused entry's row is deleted again."""
+        self.check_quantity(quantity)
+        event, category = await self.on_sale(event_id, category_id)
+        async with self._db.begin() as conn:
+            row = await waitlist.add(conn, category_id, caller.user_id, quantity)
+        if row is None:
+            raise AlreadyWaiting("You are already on the waiting list of this category")
+        try:
+            joined = await self._seats.join_waitlist(
+                user_id=caller.user_id,
+                event_id=event_id,
+                category_id=category_id,
+                entry_id=row.id,
+                quantity=quantity,
+                rules=rules_of(event, category),
+            )
+        except BaseException:
+            async with self._db.begin() as conn:
+                await waitlist.remove_entries(conn, [row.id])
+            raise
+        return WaitlistPlace(
+            event_id,
+            category_id,
+            joined.quantity,
+            joined.position,
+            len(joined.availability.waiting),
+        )
+
+    async def leave_waitlist(
+        self, caller: Principal, *, event_id: int, category_id: int
+    ) -> WaitlistPlace:
+        await self._category_of_event(event_id, category_id)
+        async with self._db.begin() as conn:
+            row = await waitlist.remove(conn, category_id, caller.user_id)
+        if row is None:
+            raise NotWaiting("You are not on the waiting list of this category")
+        try:
+            left = await self._seats.leave_waitlist(user_id=caller.user_id, category_id=category_id)
+            waiting = len(left.availability.waiting)
+        except NotWaiting:
+            waiting = 0  # served an offer meanwhile: the offer is theirs to decline
+        return WaitlistPlace(event_id, category_id, row.quantity, 0, waiting)
+
+    async def waitlist_place(
+        self, caller: Principal, *, event_id: int, category_id: int
+    ) -> WaitlistPlace:
+        """The caller's place, from the feed when the category is live, else the ledger."""
+        await self._category_of_event(event_id, category_id)
+        live = self._seats.live_availability(category_id)
+        async with self._db.connect() as conn:
+            rows = await waitlist.entries(conn, category_id)
+        mine = next((row for row in rows if row.user_id == caller.user_id), None)
+        if live is not None:
+            line = list(live.waiting)
+            if caller.user_id not in line:
+                raise NotWaiting("You are not on the waiting list of this category")
+            quantity = mine.quantity if mine is not None else 0
+            position = line.index(caller.user_id) + 1
+            return WaitlistPlace(event_id, category_id, quantity, position, len(line))
+        if mine is None:
+            raise NotWaiting("You are not on the waiting list of this category")
+        position = [row.user_id for row in rows].index(caller.user_id) + 1
+        return WaitlistPlace(event_id, category_id, mine.quantity, position, len(rows))
+
     # -- orders -----------------------------------------------------------------------------
 
     async def place_order(
@@ -169,10 +297,11 @@ class Sales:
             request_key=request_key,
         )
         try:
+            rules = rules_of(event, category)
             if lock_id is None:
-                placed = await self._seats.buy(draft=draft)
+                placed = await self._seats.buy(draft=draft, rules=rules)
             else:
-                placed = await self._seats.confirm(lock_id=lock_id, draft=draft)
+                placed = await self._seats.confirm(lock_id=lock_id, draft=draft, rules=rules)
         except Refusal:
             # A concurrent replay of the same key may have won the seats: answer its order.
             if request_key is not None:

@@ -54,6 +54,10 @@ async def shape_events(runtime: Runtime, events: Sequence[EventRecord]) -> list[
                     description=category.description,
                     is_active=category.is_active,
                     event_id=category.event_id,
+                    sales_start_at=category.sales_start_at,
+                    sales_end_at=category.sales_end_at,
+                    max_per_user=category.max_per_user,
+                    waiting_count=len(seats.waiting) if seats is not None else 0,
                 )
             )
         shaped.append(
@@ -69,6 +73,8 @@ async def shape_events(runtime: Runtime, events: Sequence[EventRecord]) -> list[
                 ticket_categories=categories,
                 created_at=event.created_at,
                 updated_at=event.updated_at,
+                sales_start_at=event.sales_start_at,
+                sales_end_at=event.sales_end_at,
             )
         )
     return shaped
@@ -97,9 +103,19 @@ async def create_event(body: EventIn, organizer: Organizer, runtime: RuntimeDep)
         event_date=body.event_date,
         location=body.location,
         categories=tuple(
-            CategoryDraft(c.category_name, c.price, c.total_seats, c.description)
+            CategoryDraft(
+                c.category_name,
+                c.price,
+                c.total_seats,
+                c.description,
+                sales_start_at=c.sales_start_at,
+                sales_end_at=c.sales_end_at,
+                max_per_user=c.max_per_user,
+            )
             for c in body.ticket_categories
         ),
+        sales_start_at=body.sales_start_at,
+        sales_end_at=body.sales_end_at,
     )
     async with runtime.db.begin() as conn:
         event = await catalog.create_event(conn, draft, organizer.user_id)
@@ -162,6 +178,7 @@ async def update_event(
 ) -> EventOut:
     event = await _owned(runtime, organizer, id)
     changes = body.changes()
+    runtime.sales.check_window_change(event, changes)
     if changes:
         async with runtime.db.begin() as conn:
             updated = await catalog.update_event(conn, id, changes)

@@ -11,6 +11,8 @@
     currentEventId: null,
     locks: new Map(), // lockId -> {lockId, eventId, categoryId, quantity, expiresAt (ms)}
     clockOffsetMs: 0, // server time minus browser time, from heartbeats
+    waiting: new Map(), // categoryId -> {position, waiting} while on its waiting list
+    available: new Map(), // categoryId -> availableTickets, as last heard
   };
 
   const $ = (id) => document.getElementById(id);
@@ -152,6 +154,27 @@
       toast(data.message || `Order #${data.orderId} completed`, "success", 8000, "order-completed");
       loadOrders();
     });
+    socket.on("join-waitlist-response", (reply) => {
+      if (!reply.success) return say(reply.message);
+      say("");
+      state.waiting.set(reply.categoryId, reply);
+      renderFairness();
+    });
+    socket.on("leave-waitlist-response", (reply) => {
+      if (!reply.success) return say(reply.message);
+      state.waiting.delete(reply.categoryId);
+      renderFairness();
+    });
+    socket.on("waitlist-position", (update) => {
+      state.waiting.set(update.categoryId, update);
+      renderFairness();
+    });
+    socket.on("waitlist-offer", (offer) => {
+      state.waiting.delete(offer.categoryId);
+      rememberLock(offer);
+      renderFairness();
+      offerToast(offer);
+    });
     socket.on("order-cancelled", (data) => {
       toast(data.message || `Order #${data.orderId} cancelled`, "error", 8000, "order-cancelled");
       loadOrders();
@@ -217,13 +240,17 @@
           text: String(category.totalSeats) }),
         el("td", {}, quantity),
         el("td", {}, el("button", { type: "button", "data-testid": `lock-${cid}`, text: "Lock",
-          onclick: () => lockSeats(eventId, cid, Number(quantity.value)) }))));
+          onclick: () => lockSeats(eventId, cid, Number(quantity.value)) })),
+        fairnessCell(event, category, quantity)));
     }
+    renderFairness();
     if (state.socket) state.socket.emit("join-event-room", { eventId });
   }
 
   function applyAvailability(update) {
     if (update.eventId !== state.currentEventId) return;
+    state.available.set(update.categoryId, update.availableTickets);
+    renderFairness();
     const cells = {
       available: update.availableTickets, locked: update.lockedTickets, total: update.totalTickets,
     };
@@ -235,6 +262,105 @@
       void cell.offsetWidth; // restart the animation
       cell.classList.add("flash");
     }
+  }
+
+  // -- fair sales: the window, the limit, the waiting list ------------------------------------
+  // Display only: the category actor decides; the page shows what it will decide.
+
+  function windowOf(event, category) {
+    const times = (a, b, pick) => [a, b].filter(Boolean).map(Date.parse).reduce(pick, undefined);
+    const later = (x, y) => (x === undefined || y > x ? y : x);
+    const earlier = (x, y) => (x === undefined || y < x ? y : x);
+    return {
+      opens: times(event.salesStartAt, category.salesStartAt, later),
+      closes: times(event.salesEndAt, category.salesEndAt, earlier),
+    };
+  }
+
+  function fairnessCell(event, category, quantity) {
+    const cid = category.id;
+    const span = windowOf(event, category);
+    state.available.set(cid, category.availableSeats);
+    return el("td", { class: "fair" },
+      el("div", { class: "sale-window", "data-testid": `window-${cid}`,
+        "data-opens": String(span.opens ?? ""), "data-closes": String(span.closes ?? "") }),
+      category.maxPerUser ? el("div", { class: "muted", "data-testid": `limit-${cid}`,
+        text: `Max ${category.maxPerUser} per customer` }) : "",
+      el("div", { class: "waitlist", "data-testid": `waitlist-${cid}` },
+        el("button", { type: "button", class: "small", "data-testid": `waitlist-join-${cid}`,
+          text: "Join waiting list", onclick: () => state.socket && state.socket.emit(
+            "join-waitlist", { eventId: event.idEvent ?? event.id, categoryId: cid,
+              quantity: Number(quantity.value) }) }),
+        el("span", { "data-testid": `waitlist-position-${cid}` }),
+        el("button", { type: "button", class: "small secondary",
+          "data-testid": `waitlist-leave-${cid}`, text: "Leave",
+          onclick: () => state.socket && state.socket.emit("leave-waitlist",
+            { eventId: event.idEvent ?? event.id, categoryId: cid }) })));
+  }
+
+  function clockText(ms) {
+    const seconds = Math.ceil(ms / 1000);
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = String(seconds % 60).padStart(2, "0");
+    return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  }
+
+  function renderFairness() {
+    const now = Date.now() + state.clockOffsetMs;
+    for (const node of document.querySelectorAll(".sale-window")) {
+      const cid = node.dataset.testid.slice("window-".length);
+      const opens = Number(node.dataset.opens) || null;
+      const closes = Number(node.dataset.closes) || null;
+      let open = true;
+      if (opens && now < opens) {
+        open = false;
+        node.textContent = `Sales open in ${clockText(opens - now)}`;
+      } else if (closes && now >= closes) {
+        open = false;
+        node.textContent = "Sales closed";
+      } else {
+        node.textContent = closes ? `On sale · closes in ${clockText(closes - now)}` : "";
+      }
+      node.dataset.state = open ? "open" : "closed";
+      const lock = document.querySelector(`[data-testid="lock-${cid}"]`);
+      if (lock) lock.disabled = !open;
+      const place = state.waiting.get(Number(cid));
+      const soldOut = state.available.get(Number(cid)) === 0;
+      const join = document.querySelector(`[data-testid="waitlist-join-${cid}"]`);
+      const leave = document.querySelector(`[data-testid="waitlist-leave-${cid}"]`);
+      const position = document.querySelector(`[data-testid="waitlist-position-${cid}"]`);
+      if (join) join.hidden = !(open && soldOut && !place);
+      if (leave) leave.hidden = !place;
+      if (position) {
+        position.textContent = place ? `#${place.position} of ${place.waiting} waiting` : "";
+        position.dataset.position = place ? String(place.position) : "";
+      }
+    }
+  }
+  setInterval(renderFairness, 500);
+
+  function offerToast(offer) {
+    const expires = Date.parse(offer.expiresAt);
+    const countdown = el("span", { class: "countdown", "data-testid": "offer-countdown",
+      "data-expires-at": String(expires) });
+    const node = el("div", { class: "toast toast-info", "data-testid": "toast", role: "alert",
+      "data-source": "waitlist-offer" },
+      el("span", { text: `Seats for you: ${offer.quantity} × `
+        + `${categoryName(offer.eventId, offer.categoryId)} ` }),
+      countdown,
+      el("button", { type: "button", class: "small", "data-testid": "offer-buy", text: "Buy",
+        onclick: (e) => { node.remove(); buy(state.locks.get(offer.lockId) || {
+          lockId: offer.lockId, eventId: offer.eventId, categoryId: offer.categoryId,
+          quantity: offer.quantity }, e.currentTarget); } }));
+    $("toasts").append(node);
+    const update = () => {
+      const left = Math.max(0, expires - (Date.now() + state.clockOffsetMs));
+      countdown.textContent = left > 0 ? `${clockText(left)} left` : "expired";
+      if (left === 0) setTimeout(() => node.remove(), 3000);
+      else setTimeout(update, 250);
+    };
+    update();
   }
 
   // -- locks -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -13,14 +13,21 @@ from hypothesis.stateful import (
     rule,
 )
 
-from actors.inventory import Inventory
+from actors.inventory import Inventory, SaleRules, WaitEntry
 from actors.refusals import (
+    AlreadyWaiting,
     BadQuantity,
     HoldExpired,
     HoldNotFound,
+    LimitReached,
     NotEnoughSeats,
+    NotWaiting,
     NotYourHold,
     Refusal,
+    ReholdTooSoon,
+    SalesClosed,
+    SalesNotOpen,
+    SeatsAvailable,
 )
 
 TTL = 30.0
@@ -214,6 +221,279 @@ class InventoryMachine(RuleBasedStateMachine):
 
 TestInventoryMachine = InventoryMachine.TestCase
 TestInventoryMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+OPENS, CLOSES = 1_005.0, 1_080.0
+FAIR_QUANTITIES = st.integers(min_value=-1, max_value=4)
+OFFER_TTL = 20.0
+
+
+class FairSaleMachine(RuleBasedStateMachine):
+    """The same category with a sales window, a per-buyer limit, a re-hold cool-down and a
+    waiting list. After every step: seats balance, nobody exceeds the limit, nothing is sold
+    or held outside the window, no hold goes to a buyer who is not waiting while someone
+    waits, and offers go strictly in the order buyers joined."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1_000.0
+        self.counter = 0
+        self.inventory = Inventory(total=0)
+        self.limit: int | None = None
+
+        self.line: list[WaitEntry] = []  # the model of the waiting list, in join order
+        self.orders: list[tuple[int, int]] = []  # owner, qty of non-cancelled orders
+        self.offered: list[int] = []  # entry ids in the order they were offered
+
+    @initialize(
+        total=st.integers(min_value=1, max_value=6),
+        limit=st.none() | st.integers(min_value=1, max_value=6),
+        cooldown=st.sampled_from([0.0, 15.0]),
+    )
+    def start(self, total: int, limit: int | None, cooldown: float) -> None:
+        self.inventory = Inventory(total=total)
+        self.inventory.configure(
+            SaleRules(opens_at=OPENS, closes_at=CLOSES, max_per_user=limit),
+            rehold_cooldown=cooldown,
+        )
+        self.limit = limit
+
+    def _lock_id(self) -> str:
+        self.counter += 1
+        return f"lock-{self.counter}"
+
+    def _in_window(self) -> bool:
+        return OPENS <= self.now < CLOSES
+
+    def _serve(self) -> None:
+        """What the desk does after every step: free seats go to the head of the line."""
+        served = self.inventory.serve_waiting(
+            self.now, OFFER_TTL, lambda entry: f"offer-{entry.entry_id}"
+        )
+        consumed = list(served.consumed)
+        # FIFO: whatever left the list is exactly its head, in order.
+        assert consumed == self.line[: len(consumed)]
+        del self.line[: len(consumed)]
+        for offer in served.offers:
+            entry = next(e for e in consumed if f"offer-{e.entry_id}" == offer.lock_id)
+            assert offer.owner == entry.owner and offer.quantity == entry.quantity and offer.offer
+            self.offered.append(entry.entry_id)
+
+    def _placed_generally(self, owner: int, quantity: int, lock_id: str, sale: bool) -> None:
+        waiting_before = bool(self.inventory.waiting)
+        try:
+            if sale:
+                self.inventory.begin_sale(owner, quantity, lock_id, self.now)
+            else:
+                self.inventory.hold(owner, quantity, lock_id, self.now, TTL)
+        except BadQuantity:
+            assert quantity <= 0
+        except (SalesNotOpen, SalesClosed):
+            assert not self._in_window()
+        except NotEnoughSeats:
+            assert waiting_before or quantity > self.inventory.free
+        except (LimitReached, ReholdTooSoon):
+            pass
+        else:
+            # Nothing held outside the window, and never ahead of someone waiting.
+            assert self._in_window() and not waiting_before
+            if sale:
+                self.inventory.finish_confirm(lock_id)
+                self.orders.append((owner, quantity))
+        self._serve()
+
+    @rule(owner=OWNERS, quantity=FAIR_QUANTITIES)
+    def hold(self, owner: int, quantity: int) -> None:
+        self._placed_generally(owner, quantity, self._lock_id(), sale=False)
+
+    @rule(joiners=st.lists(OWNERS, min_size=1, max_size=4))
+    def rush(self, joiners: list[int]) -> None:
+        """A crowd holds whatever is on sale, then the late ones queue: lines form."""
+        for owner in range(5, 5 + self.inventory.total):
+            quantity = min(self.inventory.available, self.limit or self.inventory.available)
+            if quantity > 0:
+                self._placed_generally(owner, quantity, self._lock_id(), sale=False)
+        for owner in joiners:
+            self.join(owner, 1)
+
+    @rule(owner=OWNERS, quantity=FAIR_QUANTITIES)
+    def buy(self, owner: int, quantity: int) -> None:
+        self._placed_generally(owner, quantity, self._lock_id(), sale=True)
+
+    @precondition(lambda self: bool(self.inventory.holds()))
+    @rule(data=st.data())
+    def confirm(self, data: st.DataObject) -> None:
+        hold = data.draw(st.sampled_from(sorted(self.inventory.holds(), key=lambda h: h.lock_id)))
+        try:
+            self.inventory.begin_confirm(hold.lock_id, hold.owner, self.now)
+        except HoldExpired:
+            assert hold.expires_at <= self.now
+            return
+        except (SalesNotOpen, SalesClosed):
+            assert not self._in_window()
+            return
+        assert self._in_window()
+        self.inventory.finish_confirm(hold.lock_id)
+        self.orders.append((hold.owner, hold.quantity))
+        self._serve()
+
+    @precondition(lambda self: bool(self.inventory.holds()))
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        hold = data.draw(st.sampled_from(sorted(self.inventory.holds(), key=lambda h: h.lock_id)))
+        self.inventory.release(hold.lock_id, hold.owner)
+        self._serve()
+
+    @precondition(lambda self: bool(self.orders))
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        index = data.draw(st.integers(min_value=0, max_value=len(self.orders) - 1))
+        owner, qty = self.orders.pop(index)
+        self.inventory.give_back(qty, owner)
+        self._serve()
+
+    @rule(owner=OWNERS, quantity=st.integers(min_value=1, max_value=3))
+    def join(self, owner: int, quantity: int) -> None:
+        self.counter += 1
+        entry = WaitEntry(self.counter, owner, quantity)
+        try:
+            self.inventory.join(entry, self.now)
+        except AlreadyWaiting:
+            assert any(e.owner == owner for e in self.line)
+            return
+        except SeatsAvailable:
+            assert not self.line and self.inventory.free > 0
+            return
+        except (SalesNotOpen, SalesClosed):
+            assert not self._in_window()
+            return
+        except (NotEnoughSeats, LimitReached):
+            return
+        assert self._in_window() and self.inventory.available == 0
+        self.line.append(entry)
+        event(f"line of {min(len(self.line), 3)}")
+        self._serve()
+
+    @rule(owner=OWNERS)
+    def leave(self, owner: int) -> None:
+        try:
+            entry = self.inventory.leave(owner)
+        except NotWaiting:
+            assert all(e.owner != owner for e in self.line)
+            return
+        self.line.remove(entry)
+        self._serve()
+
+    @rule(seconds=st.floats(min_value=0, max_value=12))
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+        self.inventory.expire_due(self.now)
+        self._serve()
+
+    @invariant()
+    def seats_add_up(self) -> None:
+        inv = self.inventory
+        assert inv.available + inv.set_aside + inv.held + inv.sold == inv.total
+        assert min(inv.available, inv.set_aside, inv.held, inv.sold) >= 0
+        assert inv.sold == sum(qty for _, qty in self.orders)
+
+    @invariant()
+    def nobody_above_the_limit(self) -> None:
+        if self.limit is None:
+            return
+        for owner in {h.owner for h in self.inventory.holds()} | {o for o, _ in self.orders}:
+            bought = sum(qty for o, qty in self.orders if o == owner)
+            assert self.inventory.held_by(owner) + bought <= self.limit
+
+    @invariant()
+    def waiting_means_nothing_on_sale(self) -> None:
+        assert self.inventory.waiting == self.line
+        if self.line:
+            assert self.inventory.available == 0
+
+    @invariant()
+    def offers_in_join_order(self) -> None:
+        assert self.offered == sorted(self.offered)
+
+
+TestFairSaleMachine = FairSaleMachine.TestCase
+TestFairSaleMachine.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
+
+
+def test_a_window_refuses_before_and_after_with_the_instant() -> None:
+    inventory = Inventory(total=5)
+    inventory.configure(SaleRules(opens_at=1_000.0, closes_at=2_000.0))
+    with pytest.raises(SalesNotOpen, match="Sales open at 1970-01-01T00:16:40Z"):
+        inventory.hold(1, 1, "a", 999.999, TTL)
+    inventory.hold(1, 1, "a", 1_000.0, TTL)
+    with pytest.raises(SalesClosed, match="Sales closed at"):
+        inventory.begin_sale(2, 1, "b", 2_000.0)
+    inventory.hold(2, 1, "c", 1_999.0, TTL)
+    with pytest.raises(SalesClosed):  # a hold made in time is no order after the close
+        inventory.begin_confirm("c", 2, 2_000.0)
+    assert inventory.held == 2 and inventory.sold == 0
+
+
+def test_newer_rules_replace_older_never_the_reverse() -> None:
+    inventory = Inventory(total=5)
+    inventory.configure(SaleRules(opens_at=1_000.0, stamp=10.0))
+    inventory.adopt(SaleRules(opens_at=None, stamp=5.0))  # a stale catalogue elsewhere
+    with pytest.raises(SalesNotOpen):
+        inventory.hold(1, 1, "a", 500.0, TTL)
+    inventory.adopt(SaleRules(opens_at=None, stamp=11.0))
+    inventory.hold(1, 1, "a", 500.0, TTL)
+
+
+def test_the_limit_counts_holds_and_bought_seats() -> None:
+    inventory = Inventory(total=10, sold=2)
+    inventory.configure(SaleRules(max_per_user=3), bought={1: 2})
+    with pytest.raises(LimitReached, match="Limit of 3 tickets per customer reached"):
+        inventory.hold(1, 2, "a", 0.0, TTL)
+    inventory.hold(1, 1, "a", 0.0, TTL)
+    with pytest.raises(LimitReached):
+        inventory.begin_sale(1, 1, "b", 0.0)
+    inventory.give_back(2, owner=1)  # their order was cancelled: room again
+    inventory.begin_sale(1, 2, "b", 0.0)
+
+
+def test_rehold_cool_down_after_an_expiry() -> None:
+    inventory = Inventory(total=10)
+    inventory.configure(SaleRules(), rehold_cooldown=60.0)
+    inventory.hold(1, 1, "a", 0.0, TTL)
+    inventory.expire_due(TTL)
+    with pytest.raises(ReholdTooSoon):
+        inventory.hold(1, 1, "b", TTL + 59.0, TTL)
+    inventory.hold(2, 1, "c", TTL + 1.0, TTL)  # only the one who let it expire waits
+    inventory.hold(1, 1, "b", TTL + 60.0, TTL)
+
+
+def test_freed_seats_go_to_the_head_of_the_line_in_order() -> None:
+    inventory = Inventory(total=2)
+    inventory.hold(9, 2, "a", 0.0, TTL)
+    assert inventory.join(WaitEntry(1, owner=1, quantity=1), 0.0) == 1
+    assert inventory.join(WaitEntry(2, owner=2, quantity=1), 0.0) == 2
+    inventory.release_quantity(9, 1)
+    with pytest.raises(NotEnoughSeats):
+        inventory.hold(3, 1, "b", 0.0, TTL)  # the freed seat is not on general sale
+    served = inventory.serve_waiting(0.0, OFFER_TTL, lambda e: f"offer-{e.entry_id}")
+    assert [(h.owner, h.lock_id, h.offer) for h in served.offers] == [(1, "offer-1", True)]
+    inventory.expire_due(OFFER_TTL)  # the offer lapses: the seat passes on
+    served = inventory.serve_waiting(OFFER_TTL, OFFER_TTL, lambda e: f"offer-{e.entry_id}")
+    assert [h.owner for h in served.offers] == [2]
+    assert inventory.waiting == [] and inventory.available == 0
+
+
+def test_joining_needs_a_sold_out_category_and_only_once() -> None:
+    inventory = Inventory(total=2)
+    with pytest.raises(SeatsAvailable):
+        inventory.join(WaitEntry(1, owner=1, quantity=1), 0.0)
+    inventory.hold(9, 2, "a", 0.0, TTL)
+    inventory.join(WaitEntry(1, owner=1, quantity=1), 0.0)
+    with pytest.raises(AlreadyWaiting):
+        inventory.join(WaitEntry(2, owner=1, quantity=1), 0.0)
+    with pytest.raises(NotEnoughSeats):
+        inventory.join(WaitEntry(3, owner=2, quantity=3), 0.0)  # more than the category has
+    assert [e.entry_id for e in inventory.waiting] == [1]
 
 
 def test_hold_is_idempotent_on_lock_id() -> None:

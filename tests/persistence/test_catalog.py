@@ -118,7 +118,11 @@ async def test_category_facts_need_event_and_category_active(
     first, second = event.categories
     async with db.connect() as conn:
         assert await load_category_facts(conn, first.id) == CategoryFacts(
-            category_id=first.id, event_id=event.id, total_seats=7, is_active=True
+            category_id=first.id,
+            event_id=event.id,
+            total_seats=7,
+            is_active=True,
+            stamp=event.updated_at.timestamp(),
         )
         assert await load_category_facts(conn, -1) is None
         assert await category_totals(conn, [first.id, second.id, -1]) == {

@@ -18,5 +18,7 @@ class ActorConfig:
     publish_interval_seconds: float = 0.02
     # Off only to measure what group commit buys (benchmarks); on in every deployment.
     group_commit: bool = True
+    # How often a live actor re-reads whether its event and category are still on sale.
+    catalogue_refresh_seconds: float = 2.0
     actor_db_pool_size: int = 2
     call_retries: int = 30

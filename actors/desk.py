@@ -33,6 +33,8 @@ from actors.messages import (
 from actors.refusals import (
     HoldMismatch,
     HoldNotFound,
+    NotEnoughSeats,
+    NotOnSale,
     NotYourHold,
     Refusal,
     RefusalReason,
@@ -65,6 +67,9 @@ class Decision:
     writes: list[Write] = field(default_factory=list)
     joins: list[tuple[int, str]] = field(default_factory=list)  # replays of an order in flight
     lookups: list[tuple[int, ConfirmHold]] = field(default_factory=list)  # used lock? ask ledger
+    # A Buy refused for lack of seats may be the retry of one the ledger has (its seats are
+    # among the sold ones): the ledger answers before the refusal stands.
+    sale_lookups: list[tuple[int, str, Refused]] = field(default_factory=list)
     cancels: list[tuple[int, CancelOrder]] = field(default_factory=list)
 
 
@@ -87,6 +92,8 @@ class Desk:
         self._ttl = lock_ttl_seconds
         self._changed = changed
         self._clock = clock
+        # The event and category are active: refreshed from the catalogue by the actor.
+        self.on_sale = True
 
     # -- the synchronous step -----------------------------------------------------------------
 
@@ -116,6 +123,7 @@ class Desk:
                 elif isinstance(command, ReleaseHold):
                     decision.outcomes[index] = self._release(command)
                 elif isinstance(command, ConfirmHold):
+                    self._check_on_sale()
                     lock_id = command.lock_id
                     if self._joins(lock_id, command.owner, in_flight(lock_id)):
                         decision.joins.append((index, lock_id))
@@ -127,15 +135,21 @@ class Desk:
                         started.add(lock_id)
                 elif isinstance(command, Buy):
                     self._check_event(command.draft.event_id)
+                    self._check_on_sale()
                     lock_id = sale_lock_id(self.category_id, command.owner, command.request_id)
                     if self._joins(lock_id, command.owner, in_flight(lock_id)):
                         decision.joins.append((index, lock_id))
-                    else:
+                        continue
+                    try:
                         self.inventory.begin_sale(
                             command.owner, command.draft.quantity, lock_id, now
                         )
-                        decision.writes.append(Write(index, command, lock_id))
-                        started.add(lock_id)
+                    except NotEnoughSeats as refusal:
+                        refused = Refused(refusal.reason, refusal.message)
+                        decision.sale_lookups.append((index, lock_id, refused))
+                        continue
+                    decision.writes.append(Write(index, command, lock_id))
+                    started.add(lock_id)
                 else:
                     decision.cancels.append((index, command))
             except Refusal as refusal:
@@ -217,8 +231,13 @@ class Desk:
         if event_id != self.event_id:
             raise WrongEvent("This category does not belong to that event")
 
+    def _check_on_sale(self) -> None:
+        if not self.on_sale:
+            raise NotOnSale("This event is not on sale")
+
     def _hold(self, command: PlaceHold, now: float) -> Outcome:
         self._check_event(command.event_id)
+        self._check_on_sale()
         lock_id = hold_lock_id(self.category_id, command.owner, command.request_id)
         hold = self.inventory.hold(command.owner, command.quantity, lock_id, now, self._ttl)
         view = self.view(hold)

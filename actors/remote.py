@@ -137,6 +137,20 @@ class CategoryHandles:
             ray.kill(handle, no_restart=True)
 
 
+def wake_if_restarted() -> None:
+    """Called in an actor's constructor: when Ray restarted it after its process died, queue a
+    `ready` call to itself so it loads (and its holds expire) without waiting for a caller."""
+    if not ray.is_initialized():
+        return
+    context = ray.get_runtime_context()
+    try:
+        if not context.was_current_actor_reconstructed:
+            return
+        context.current_actor.ready.remote()
+    except Exception:
+        log.exception("a restarted actor could not wake itself; its next call loads it")
+
+
 def retire_current_actor() -> None:
     """End the actor this code runs in, for good: the next call starts a fresh one."""
     ray.kill(ray.get_runtime_context().current_actor, no_restart=True)

@@ -5,16 +5,19 @@ and category snapshots. Migrations create it; repositories query it through thes
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -94,15 +97,16 @@ ticket_categories = Table(
     CheckConstraint("sold_seats <= total_seats", name="sold_within_total"),
 )
 
-# Orders keep event and category names (and no foreign key to them) so the ledger outlives
-# catalogue edits: an order is a fact about the past.
+# Orders keep event and category names so the ledger reads well after catalogue edits; the
+# category must exist when the order is written (an event with orders is never deleted).
 orders = Table(
     "orders",
     metadata,
     Column("id", Integer, Identity(), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
     Column("event_id", Integer, nullable=False, index=True),
-    Column("category_id", Integer, nullable=False, index=True),
+    # No cascade: a category with orders cannot be deleted, and nothing sells into one that was.
+    Column("category_id", Integer, ForeignKey("ticket_categories.id"), nullable=False, index=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Numeric(10, 2), nullable=False),
     Column("total_price", Numeric(10, 2), nullable=False),
@@ -112,6 +116,8 @@ orders = Table(
     Column("notes", Text, nullable=True),
     Column("lock_id", String(128), nullable=True, unique=True),
     Column("request_key", String(255), nullable=True, unique=True),
+    # Set by the gateway running the payment step, so no other gateway runs it meanwhile.
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
     _timestamp("created_at"),
     _timestamp("updated_at"),
     CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -132,4 +138,24 @@ category_snapshots = Table(
     ),
     Column("payload", JSONB, nullable=False),
     _timestamp("saved_at"),
+)
+
+# Every hold placed (quantity > 0) or dropped (quantity 0) since the last snapshot, in `seq`
+# order: written with its batch before the batch is answered (invariant 4).
+hold_journal = Table(
+    "hold_journal",
+    metadata,
+    Column("seq", BigInteger, Identity(), nullable=False),
+    Column(
+        "category_id",
+        Integer,
+        ForeignKey("ticket_categories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("lock_id", String(128), nullable=False),
+    Column("owner", Integer, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+    PrimaryKeyConstraint("category_id", "seq"),
 )

@@ -33,6 +33,8 @@ class CategorySnapshot:
     sold: int
     total: int
     holds: tuple[SavedHold, ...]
+    # The last hold-journal entry this snapshot includes: activation replays those after it.
+    journal_seq: int = 0
 
 
 def encode_snapshot(snapshot: CategorySnapshot) -> dict[str, Any]:
@@ -40,6 +42,7 @@ def encode_snapshot(snapshot: CategorySnapshot) -> dict[str, Any]:
         "version": snapshot.version,
         "sold": snapshot.sold,
         "total": snapshot.total,
+        "journalSeq": snapshot.journal_seq,
         "holds": [
             {
                 "lockId": h.lock_id,
@@ -62,6 +65,7 @@ def decode_snapshot(payload: dict[str, Any] | None) -> CategorySnapshot:
         sold=_non_negative(payload.get("sold")),
         total=_non_negative(payload.get("total")),
         holds=tuple(_holds(payload.get("holds"))),
+        journal_seq=_non_negative(payload.get("journalSeq")),
     )
 
 

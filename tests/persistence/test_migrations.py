@@ -18,14 +18,14 @@ async def test_migrate_twice_is_a_no_op(database_url: str, db: AsyncEngine) -> N
     await migrate(database_url)
     async with db.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]
 
 
 async def test_concurrent_migrators_serialise(database_url: str, db: AsyncEngine) -> None:
     await asyncio.gather(*(migrate(database_url) for _ in range(4)))
     async with db.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]
 
 
 async def test_migrated_schema_matches_the_models(db: AsyncEngine) -> None:

@@ -43,7 +43,7 @@ from actors.messages import (
     ReleaseHold,
 )
 from actors.refusals import RefusalReason
-from actors.remote import HubHandle, Missing, Retired, retire_current_actor, wake_if_restarted
+from actors.remote import HubHandle, Missing, Retired, retire_current_actor, wake_current_actor
 from actors.replies import RecentReplies
 from actors.snapshotter import Snapshotter
 from persistence import catalog, hold_journal, ledger, snapshots
@@ -62,6 +62,7 @@ class CategoryActor:
         config: ActorConfig,
         category_id: int,
         retire: Callable[[], None] = retire_current_actor,
+        wake: Callable[[], None] = wake_current_actor,
     ) -> None:
         self._config = config
         self._retire_process = retire
@@ -86,7 +87,7 @@ class CategoryActor:
         # activation drops expired holds by itself and already has the rest.
         self._unjournaled = False
         # Restarted by Ray after a crash: load now, so its holds expire with nobody calling.
-        wake_if_restarted()
+        wake()
 
     # -- the one entry point: a batch of commands, answered in order ---------------------
 
@@ -264,7 +265,7 @@ class CategoryActor:
 
     def _changed(self, added: Sequence[HoldView], removed: Sequence[str]) -> None:
         self._feed.mark(added, removed)
-        if not self._unjournaled:
+        if not self._unjournaled and self._config.hold_journal:
             self._journal.note(added, removed)
 
     @contextmanager
@@ -280,6 +281,8 @@ class CategoryActor:
         its batch (same request ids) on a fresh activation that rebuilds what is durable."""
         log.error("category %s retires: %s", self._category_id, why)
         self._activity.retired = True
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()  # no snapshot of what may not be durable
         self._retire_process()
         if raising:
             raise Retired(f"category {self._category_id} retired: {why}")
@@ -342,7 +345,9 @@ class CategoryActor:
             await hold_journal.truncate(conn, self._category_id, snapshot.journal_seq)
 
     async def _append_journal(self, entries: list[JournalEntry]) -> int | None:
-        async with self._require_db().begin() as conn:
+        # One statement in autocommit: one round trip instead of BEGIN, INSERT, COMMIT.
+        async with self._require_db().connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await hold_journal.append(conn, self._category_id, entries)
 
     def _state(self) -> Availability | None:

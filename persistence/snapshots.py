@@ -10,11 +10,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, literal, select, text
+from sqlalchemy import exists, func, literal, select, text, union
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.models import category_snapshots, ticket_categories
+from persistence.models import category_snapshots, hold_journal, ticket_categories
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,9 @@ async def load_snapshot(conn: AsyncConnection, category_id: int) -> dict[str, An
 
 
 async def categories_with_holds(conn: AsyncConnection) -> list[int]:
-    """Categories whose last snapshot still lists holds: actors to wake so holds can expire."""
-    statement = (
-        select(category_snapshots.c.category_id)
-        .where(_HAS_HOLDS)
-        .order_by(category_snapshots.c.category_id)
-    )
+    """Categories whose last snapshot lists holds, or whose hold journal has entries after it:
+    actors to wake so their holds can expire."""
+    saved = select(category_snapshots.c.category_id).where(_HAS_HOLDS)
+    journaled = select(hold_journal.c.category_id).distinct()
+    statement = union(saved, journaled).order_by("category_id")
     return list((await conn.execute(statement)).scalars())

@@ -48,9 +48,9 @@ from actors.replies import RecentReplies
 from actors.snapshotter import Snapshotter
 from persistence import catalog, hold_journal, ledger, snapshots
 from persistence.database import create_engine
-from persistence.errors import OversellRefused
+from persistence.errors import CategoryGone, OversellRefused
 from persistence.hold_journal import JournalEntry
-from persistence.records import PlacedOrder
+from persistence.records import OrderStatus, PlacedOrder
 from persistence.snapshots import CategorySnapshot
 
 log = logging.getLogger(__name__)
@@ -194,10 +194,14 @@ class CategoryActor:
 
     async def _cancel(self, desk: Desk, command: CancelOrder) -> Outcome:
         async with self._require_db().begin() as conn:
-            result = await ledger.cancel_order(conn, command.order_id)
+            result = await ledger.cancel_order(
+                conn, command.order_id, only_pending=command.only_pending
+            )
         if result is None or result[0].category_id != self._category_id:
             return Refused(RefusalReason.ORDER_NOT_FOUND, "Order not found")
         order, changed = result
+        if not changed and order.status is not OrderStatus.CANCELLED:
+            return Refused(RefusalReason.ORDER_NOT_FOUND, "Order is no longer pending")
         if not changed:
             return Refused(RefusalReason.ORDER_ALREADY_CANCELLED, "Order is already cancelled")
         return desk.cancelled(order)
@@ -361,7 +365,7 @@ class CategoryActor:
 def _refused_by_ledger(exc: BaseException) -> bool:
     """Did the server refuse the transaction (so nothing of it was committed)? A lost
     connection, a timeout or anything else leaves the outcome unknown."""
-    if isinstance(exc, OversellRefused):
+    if isinstance(exc, OversellRefused | CategoryGone):
         return True
     return (
         isinstance(exc, IntegrityError | DataError | ProgrammingError)

@@ -90,6 +90,8 @@ class CancelOrder:
 
     request_id: str
     order_id: int
+    # A declined payment: cancel only if the order is still pending (never a completed one).
+    only_pending: bool = False
 
 
 Command = PlaceHold | ReleaseHold | ConfirmHold | Buy | CancelOrder

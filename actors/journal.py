@@ -31,6 +31,7 @@ class HoldJournal:
         self._noted: list[JournalEntry] = []
         self._queue: list[tuple[list[JournalEntry], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._last: asyncio.Future[None] | None = None  # of the latest changes sent
         # The highest seq known durable, in the order entries were noted: a snapshot taken now
         # includes every entry up to it.
         self.durable_seq = 0
@@ -48,13 +49,14 @@ class HoldJournal:
     async def flush(self) -> None:
         """Return once every change noted before this call is durable; raise if it is not."""
         if not self._noted:
-            if self._queue:
-                # Nothing new, but earlier changes this batch may depend on are still queued.
-                await asyncio.shield(self._queue[-1][1])
+            if self._last is not None and not self._last.done():
+                # Nothing new, but earlier changes this batch's answers rest on are in flight.
+                await asyncio.shield(self._last)
             return
         entries, self._noted = self._noted, []
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((entries, future))
+        self._last = future
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_queued())
         await asyncio.shield(future)

@@ -130,8 +130,8 @@ class CategoryActor:
                 outcomes[index] = OrderPlaced(result.record, desk.availability(), True)
         for index, confirm in decision.lookups:
             outcomes[index] = await self._replayed_confirm(desk, confirm)
-        for index, lock_id, refused in decision.sale_lookups:
-            outcomes[index] = await self._replayed_sale(desk, lock_id, refused)
+        if decision.sale_lookups:
+            await self._replayed_sales(desk, decision)
         for index, cancel in decision.cancels:
             outcomes[index] = await self._cancel(desk, cancel)
         answered = [outcome for outcome in outcomes if outcome is not None]
@@ -183,14 +183,17 @@ class CategoryActor:
             return OrderPlaced(order, desk.availability(), True)
         return Refused(RefusalReason.HOLD_NOT_FOUND, "Lock not found, expired or already used")
 
-    async def _replayed_sale(self, desk: Desk, lock_id: str, refused: Refused) -> Outcome:
+    async def _replayed_sales(self, desk: Desk, decision: Decision) -> None:
         """A Buy retried after its order was written (the reply was lost with an actor): the
-        seats it took are the ones missing now, so the ledger answers before the refusal."""
+        seats it took are the ones missing now, so the ledger answers before the refusal.
+        One query for the whole batch: a sold-out sale refuses many buys at once."""
+        lock_ids = [lock_id for _, lock_id, _ in decision.sale_lookups]
         async with self._require_db().connect() as conn:
-            order = await ledger.find_order_by_lock_id(conn, lock_id)
-        if order is not None:
-            return OrderPlaced(order, desk.availability(), True)
-        return refused
+            found = await ledger.orders_by_lock_ids(conn, lock_ids)
+        for index, lock_id, refused in decision.sale_lookups:
+            order = found.get(lock_id)
+            placed = None if order is None else OrderPlaced(order, desk.availability(), True)
+            decision.outcomes[index] = placed or refused
 
     async def _cancel(self, desk: Desk, command: CancelOrder) -> Outcome:
         async with self._require_db().begin() as conn:

@@ -230,6 +230,15 @@ async def find_order_by_lock_id(conn: AsyncConnection, lock_id: str) -> OrderRec
     return None if row is None else _record(row)
 
 
+async def orders_by_lock_ids(
+    conn: AsyncConnection, lock_ids: Sequence[str]
+) -> dict[str, OrderRecord]:
+    if not lock_ids:
+        return {}
+    statement = select(orders).where(orders.c.lock_id.in_(sorted(set(lock_ids))))
+    return {row.lock_id: _record(row) for row in await conn.execute(statement)}
+
+
 async def list_orders(
     conn: AsyncConnection,
     *,

@@ -1,13 +1,16 @@
 """The hold journal: every hold a category actor placed or dropped since its last snapshot.
 
-Appended with each batch before the batch is answered, read after the snapshot at activation,
-truncated up to what a newer snapshot covers. `seq` orders the entries of one category.
+Appended with each write of the actor's journal (one row carrying every batch that waited),
+before those batches are answered; read after the snapshot at activation; truncated up to
+what a newer snapshot covers. `seq` orders the rows of one category.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,40 +36,25 @@ def dropped(lock_id: str) -> JournalEntry:
     return JournalEntry(lock_id, 0, 0, 0.0)
 
 
-# One statement of fixed text whatever the batch size: psycopg prepares it once, and Python
-# builds four arrays instead of compiling a VALUES list per batch (the VALUES form cost the
-# hot hold path about half its rate in benchmarks/journal_cost.py).
+# One row per write whatever its size, its entries one JSON text built by the C encoder: a row
+# per hold (and before that a compiled VALUES list) cost the hot hold path a third more CPU
+# per hold (benchmarks/journal_cost.py).
 _APPEND = text(
-    "WITH written AS ("
-    " INSERT INTO hold_journal (category_id, lock_id, owner, quantity, expires_at)"
-    " SELECT :category_id, e.lock_id, e.owner, e.quantity, e.expires_at"
-    " FROM unnest(CAST(:lock_ids AS text[]), CAST(:owners AS integer[]),"
-    " CAST(:quantities AS integer[]), CAST(:expiries AS double precision[]))"
-    " WITH ORDINALITY AS e(lock_id, owner, quantity, expires_at, position)"
-    " ORDER BY e.position"
-    " RETURNING seq"
-    ") SELECT max(seq) FROM written"
+    "INSERT INTO hold_journal (category_id, entries)"
+    " VALUES (:category_id, CAST(:entries AS json)) RETURNING seq"
 )
 
 
 async def append(
     conn: AsyncConnection, category_id: int, entries: Sequence[JournalEntry]
 ) -> int | None:
-    """Write entries in order (one statement: atomic even in autocommit); the highest `seq`."""
+    """Write entries, in order, as one row (atomic even in autocommit); its `seq`."""
     if not entries:
         return None
-    result = await conn.execute(
-        _APPEND,
-        {
-            "category_id": category_id,
-            "lock_ids": [e.lock_id for e in entries],
-            "owners": [e.owner for e in entries],
-            "quantities": [e.quantity for e in entries],
-            "expiries": [e.expires_at for e in entries],
-        },
-    )
-    seq: int | None = result.scalar_one()
-    return None if seq is None else int(seq)
+    payload = json.dumps([[e.lock_id, e.owner, e.quantity, e.expires_at] for e in entries])
+    result = await conn.execute(_APPEND, {"category_id": category_id, "entries": payload})
+    seq: int = result.scalar_one()
+    return int(seq)
 
 
 async def entries_after(
@@ -74,13 +62,23 @@ async def entries_after(
 ) -> tuple[list[JournalEntry], int]:
     """Entries after `seq` in order, and the highest seq read (`seq` when there are none)."""
     statement = (
-        select(hold_journal)
+        select(hold_journal.c.seq, hold_journal.c.entries)
         .where(hold_journal.c.category_id == category_id, hold_journal.c.seq > seq)
         .order_by(hold_journal.c.seq)
     )
-    rows = list(await conn.execute(statement))
-    entries = [JournalEntry(r.lock_id, r.owner, r.quantity, r.expires_at) for r in rows]
-    return entries, max((r.seq for r in rows), default=seq)
+    entries: list[JournalEntry] = []
+    last = seq
+    for row in await conn.execute(statement):
+        entries.extend(_decode(row.entries))
+        last = max(last, int(row.seq))
+    return entries, last
+
+
+def _decode(rows: Any) -> list[JournalEntry]:
+    return [
+        JournalEntry(str(lock_id), int(owner), int(quantity), float(expires_at))
+        for lock_id, owner, quantity, expires_at in rows
+    ]
 
 
 async def truncate(conn: AsyncConnection, category_id: int, upto: int) -> None:
@@ -93,5 +91,6 @@ async def truncate(conn: AsyncConnection, category_id: int, upto: int) -> None:
 
 
 async def length(conn: AsyncConnection, category_id: int) -> int:
+    """Rows (journal writes) not yet covered by a snapshot."""
     statement = select(func.count()).where(hold_journal.c.category_id == category_id)
     return int((await conn.execute(statement)).scalar_one())

@@ -10,7 +10,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    Float,
     ForeignKey,
     Identity,
     Index,
@@ -24,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 # Constraint names are part of the contract with the migrations and with the error mapping.
 SOLD_WITHIN_TOTAL = "ck_ticket_categories_sold_within_total"
@@ -141,17 +140,14 @@ category_snapshots = Table(
 )
 
 # Every hold placed (quantity > 0) or dropped (quantity 0) since the last snapshot, in `seq`
-# order: written with its batch before the batch is answered (invariant 4).
+# order: written with its batch before the batch is answered (invariant 4). One row per write,
+# its entries as [[lockId, owner, quantity, expiresAt], ...].
 hold_journal = Table(
     "hold_journal",
     metadata,
     Column("seq", BigInteger, Identity(), nullable=False),
     # No foreign key: its check is a trigger per row on the hottest write there is.
     Column("category_id", Integer, nullable=False),
-    Column("lock_id", String(128), nullable=False),
-    Column("owner", Integer, nullable=False),
-    Column("quantity", Integer, nullable=False),
-    Column("expires_at", Float, nullable=False),
-    CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+    Column("entries", JSON, nullable=False),
     PrimaryKeyConstraint("category_id", "seq"),
 )

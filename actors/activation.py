@@ -6,37 +6,45 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.inventory import Inventory
+from actors.journal import replay
 from actors.remote import Missing, Retired
 from actors.snapshotter import holds_of
-from persistence import catalog, ledger, snapshots
+from persistence import catalog, hold_journal, ledger, snapshots
 from persistence.records import CategoryFacts
 
 
-async def rebuild(
-    conn: AsyncConnection, category_id: int, now: float
-) -> tuple[CategoryFacts, Inventory]:
-    """`sold` from the orders ledger, holds from the last snapshot: minus the expired ones and
-    those whose order reached the ledger after the snapshot (invariant 5)."""
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    facts: CategoryFacts
+    inventory: Inventory
+    journal_seq: int  # the last journal entry the inventory includes
+
+
+async def rebuild(conn: AsyncConnection, category_id: int, now: float) -> Rebuilt:
+    """`sold` from the orders ledger, holds from the last snapshot plus the journal after it:
+    minus the expired ones and those whose order reached the ledger (invariant 5)."""
     facts = await catalog.load_category_facts(conn, category_id)
     if facts is None:
         raise Missing(f"category {category_id} does not exist")
     sold = await ledger.sold_seats(conn, category_id)
     saved = snapshots.decode_snapshot(await snapshots.load_snapshot(conn, category_id))
-    holds = holds_of(saved)
+    entries, journal_seq = await hold_journal.entries_after(conn, category_id, saved.journal_seq)
+    holds = replay(holds_of(saved), entries)
     confirmed = await ledger.confirmed_lock_ids(conn, category_id, [h.lock_id for h in holds])
     inventory = Inventory.restore(
         total=facts.total_seats,
         sold=sold,
         holds=holds,
         now=now,
-        version=saved.version,
+        version=saved.version + len(entries),
         confirmed_lock_ids=frozenset(confirmed),
     )
-    return facts, inventory
+    return Rebuilt(facts, inventory, journal_seq)
 
 
 class Activity:

@@ -3,8 +3,13 @@
 A shell, as Ray Serve's controller is over its state managers: the `Desk` decides every
 batch synchronously; the actor adds the I/O around it, each job a plain class it drives:
 `rebuild` (activation), `GroupCommit` (orders durable before anyone hears of them),
-`FeedBatcher` (the coalesced change feed), `Snapshotter` (write-behind holds),
+`HoldJournal` (every answered hold change durable with its batch), `FeedBatcher` (the
+coalesced change feed), `Snapshotter` (write-behind holds, the journal's compaction point),
 `RecentReplies` (a retried call answered once) and `Activity` (passivation when idle).
+
+When the actor cannot know what is durable (a journal write failed, a commit's outcome is
+unknown, the ledger cannot be read) it retires: a fresh activation rebuilds from the ledger,
+the last snapshot and the journal, and the callers' retries carry the same request ids.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.activation import Activity, rebuild
@@ -22,11 +29,13 @@ from actors.desk import LEDGER_REFUSAL, Decision, Desk
 from actors.feed import FeedHub
 from actors.feed_batcher import FeedBatcher
 from actors.group_commit import GroupCommit, OrderItem
+from actors.journal import HoldJournal
 from actors.messages import (
     Availability,
     CancelOrder,
     Command,
     ConfirmHold,
+    HoldView,
     OrderPlaced,
     Outcome,
     PlaceHold,
@@ -34,21 +43,30 @@ from actors.messages import (
     ReleaseHold,
 )
 from actors.refusals import RefusalReason
-from actors.remote import HubHandle, Missing, retire_current_actor
+from actors.remote import HubHandle, Missing, Retired, retire_current_actor, wake_current_actor
 from actors.replies import RecentReplies
 from actors.snapshotter import Snapshotter
 from actors.waitlist_sweeper import WaitlistSweeper
-from persistence import ledger, snapshots, waitlist
+from persistence import catalog, hold_journal, ledger, snapshots, waitlist
 from persistence.database import create_engine
-from persistence.records import PlacedOrder
+from persistence.errors import CategoryGone, OversellRefused
+from persistence.hold_journal import JournalEntry
+from persistence.records import OrderStatus, PlacedOrder
 from persistence.snapshots import CategorySnapshot
 
 log = logging.getLogger(__name__)
 
 
 class CategoryActor:
-    def __init__(self, config: ActorConfig, category_id: int) -> None:
+    def __init__(
+        self,
+        config: ActorConfig,
+        category_id: int,
+        retire: Callable[[], None] = retire_current_actor,
+        wake: Callable[[], None] = wake_current_actor,
+    ) -> None:
         self._config = config
+        self._retire_process = retire
         self._category_id = category_id
         self._epoch = time.time_ns()
         self._desk: Desk | None = None
@@ -62,9 +80,16 @@ class CategoryActor:
         self._commits = GroupCommit(self._write_orders, grouped=config.group_commit)
         hub = HubHandle(config.namespace, FeedHub)
         self._feed = FeedBatcher(hub.publish, self._state, config.publish_interval_seconds)
-        self._snapshots = Snapshotter(self._save_snapshot)
+        self._journal = HoldJournal(self._append_journal)
+        self._snapshots = Snapshotter(self._save_snapshot, lambda: self._journal.durable_seq)
         self._waitlist = WaitlistSweeper(self._delete_waitlist_rows)
         self._housekeeper: asyncio.Task[None] | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        # Expiries and the announcement at activation reach the feed but not the journal:
+        # activation drops expired holds by itself and already has the rest.
+        self._unjournaled = False
+        # Restarted by Ray after a crash: load now, so its holds expire with nobody calling.
+        wake()
 
     # -- the one entry point: a batch of commands, answered in order ---------------------
 
@@ -88,8 +113,15 @@ class CategoryActor:
             self._writing[write.lock_id] = loop.create_future()
         # Taken before any await: a write in flight may finish (and leave `_writing`) meanwhile.
         joining = [(index, self._writing[lock_id]) for index, lock_id in decision.joins]
+        # Started now, so it carries exactly what this batch (and any before it) changed.
+        journaled = asyncio.ensure_future(self._journal.flush())
         if decision.writes:
             await self._write(desk, decision)
+        try:
+            await journaled
+        except Exception:
+            # Whether the changes are durable is unknown: answering would be a guess.
+            self._give_up("its hold journal could not be written")
         outcomes = decision.outcomes
         for index, writing in joining:
             try:
@@ -100,6 +132,8 @@ class CategoryActor:
                 outcomes[index] = OrderPlaced(result.record, desk.availability(), True)
         for index, confirm in decision.lookups:
             outcomes[index] = await self._replayed_confirm(desk, confirm)
+        if decision.sale_lookups:
+            await self._replayed_sales(desk, decision)
         for index, cancel in decision.cancels:
             outcomes[index] = await self._cancel(desk, cancel)
         answered = [outcome for outcome in outcomes if outcome is not None]
@@ -118,6 +152,14 @@ class CategoryActor:
                 [(write.command.draft, write.lock_id) for write in decision.writes]
             )
         except Exception as exc:
+            if not _refused_by_ledger(exc):
+                # The commit may have happened (a connection lost after the server committed):
+                # undoing would put `sold` below the ledger. A fresh activation reads it.
+                for write, future in zip(decision.writes, futures, strict=True):
+                    del self._writing[write.lock_id]
+                    future.set_exception(exc)
+                    future.exception()
+                self._give_up("the outcome of an order commit is unknown")
             # Only these orders fail, each back as it was; the rest of the batch stands.
             log.exception("the ledger refused %d orders", len(decision.writes))
             desk.undo(decision)
@@ -143,12 +185,28 @@ class CategoryActor:
             return OrderPlaced(order, desk.availability(), True)
         return Refused(RefusalReason.HOLD_NOT_FOUND, "Lock not found, expired or already used")
 
+    async def _replayed_sales(self, desk: Desk, decision: Decision) -> None:
+        """A Buy retried after its order was written (the reply was lost with an actor): the
+        seats it took are the ones missing now, so the ledger answers before the refusal.
+        One query for the whole batch: a sold-out sale refuses many buys at once."""
+        lock_ids = [lock_id for _, lock_id, _ in decision.sale_lookups]
+        async with self._require_db().connect() as conn:
+            found = await ledger.orders_by_lock_ids(conn, lock_ids)
+        for index, lock_id, refused in decision.sale_lookups:
+            order = found.get(lock_id)
+            placed = None if order is None else OrderPlaced(order, desk.availability(), True)
+            decision.outcomes[index] = placed or refused
+
     async def _cancel(self, desk: Desk, command: CancelOrder) -> Outcome:
         async with self._require_db().begin() as conn:
-            result = await ledger.cancel_order(conn, command.order_id)
+            result = await ledger.cancel_order(
+                conn, command.order_id, only_pending=command.only_pending
+            )
         if result is None or result[0].category_id != self._category_id:
             return Refused(RefusalReason.ORDER_NOT_FOUND, "Order not found")
         order, changed = result
+        if not changed and order.status is not OrderStatus.CANCELLED:
+            return Refused(RefusalReason.ORDER_NOT_FOUND, "Order is no longer pending")
         if not changed:
             return Refused(RefusalReason.ORDER_ALREADY_CANCELLED, "Order is already cancelled")
         return desk.cancelled(order)
@@ -177,34 +235,91 @@ class CategoryActor:
                 )
             try:
                 async with self._db.connect() as conn:
-                    facts, inventory = await rebuild(conn, self._category_id, time.time())
+                    rebuilt = await rebuild(conn, self._category_id, time.time())
             except Missing:
                 self._missing = True
                 raise
+            except Exception:
+                # PostgreSQL down or out of connections: callers retry (and answer 503 in the
+                # end); an actor nobody calls any more must not stay alive unloaded forever.
+                log.exception("category %s could not be loaded", self._category_id)
+                if self._reaper is None or self._reaper.done():
+                    self._reaper = asyncio.create_task(self._reap_unloaded())
+                raise
             desk = Desk(
-                inventory,
-                event_id=facts.event_id,
+                rebuilt.inventory,
+                event_id=rebuilt.facts.event_id,
                 category_id=self._category_id,
                 epoch=self._epoch,
                 lock_ttl_seconds=self._config.lock_ttl_seconds,
-                changed=self._feed.mark,
-                facts=facts,
+                changed=self._changed,
+                facts=rebuilt.facts,
                 offer_ttl_seconds=self._config.waitlist_offer_seconds,
                 rehold_cooldown_seconds=self._config.rehold_cooldown_seconds,
                 consumed=self._waitlist.consumed,
             )
+            desk.on_sale = rebuilt.facts.is_active
+            self._journal.durable_seq = rebuilt.journal_seq
             self._desk = desk
             self._housekeeper = asyncio.create_task(self._housekeep(desk))
-            desk.everything_changed()
-            log.info("category %s active: %s", self._category_id, inventory.snapshot())
+            with self._unjournaled_changes():
+                desk.everything_changed()
+            log.info("category %s active: %s", self._category_id, rebuilt.inventory.snapshot())
             return desk
+
+    async def _reap_unloaded(self) -> None:
+        idle = self._config.actor_idle_seconds
+        while self._desk is None:
+            await asyncio.sleep(max(idle - self._activity.idle_for(), 0.05))
+            if self._desk is None and self._activity.idle_for() >= idle:
+                log.info("category %s retires unloaded", self._category_id)
+                self._give_up("it could not be loaded and nobody calls", raising=False)
+                return
+
+    def _changed(self, added: Sequence[HoldView], removed: Sequence[str]) -> None:
+        self._feed.mark(added, removed)
+        if not self._unjournaled and self._config.hold_journal:
+            self._journal.note(added, removed)
+
+    @contextmanager
+    def _unjournaled_changes(self) -> Iterator[None]:
+        self._unjournaled = True
+        try:
+            yield
+        finally:
+            self._unjournaled = False
+
+    def _give_up(self, why: str, *, raising: bool = True) -> None:
+        """Leave without answering: in Ray the process ends here, and every caller retries
+        its batch (same request ids) on a fresh activation that rebuilds what is durable."""
+        log.error("category %s retires: %s", self._category_id, why)
+        self._activity.retired = True
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()  # no snapshot of what may not be durable
+        self._retire_process()
+        if raising:
+            raise Retired(f"category {self._category_id} retired: {why}")
 
     async def _housekeep(self, desk: Desk) -> None:
         config = self._config
+        catalogue_read = time.monotonic()
         while True:
             now = time.time()
-            desk.expire(now)
+            with self._unjournaled_changes():
+                desk.expire_holds(now)  # activation drops expired holds by itself
+            # Seats an expiry freed may go to the waiting list: an offer is a hold its buyer
+            # is told about, so it is journaled like any other before the feed announces it.
+            desk.serve_waiting(now)
+            if not self._journal.idle:
+                try:
+                    await self._journal.flush()
+                except Exception:
+                    self._give_up("its hold journal could not be written", raising=False)
+                    return
             await self._snapshots.save_if_changed(desk.inventory)
+            if time.monotonic() - catalogue_read >= config.catalogue_refresh_seconds:
+                catalogue_read = time.monotonic()
+                await self._refresh_catalogue(desk)
             if self._activity.idle_for() >= config.actor_idle_seconds and self._can_passivate(desk):
                 await self._passivate(desk)
                 return
@@ -214,12 +329,24 @@ class CategoryActor:
                 wake = min(wake, max(next_expiry - now, 0.0) + 0.001)
             await asyncio.sleep(max(wake, 0.005))
 
+    async def _refresh_catalogue(self, desk: Desk) -> None:
+        """A deactivated or deleted event stops selling here even if a gateway's catalogue is
+        stale (the ledger's foreign key refuses the orders of a deleted category anyway)."""
+        try:
+            async with self._require_db().connect() as conn:
+                facts = await catalog.load_category_facts(conn, self._category_id)
+        except Exception:
+            log.warning("category %s: the catalogue could not be read", self._category_id)
+            return
+        desk.on_sale = facts is not None and facts.is_active
+
     def _can_passivate(self, desk: Desk) -> bool:
         return (
             self._activity.in_flight == 0
             and not desk.inventory.holds()
             and self._waitlist.idle
             and self._commits.idle
+            and self._journal.idle
             and not self._writing
         )
 
@@ -242,6 +369,13 @@ class CategoryActor:
             await snapshots.save_snapshot(
                 conn, self._category_id, snapshots.encode_snapshot(snapshot)
             )
+            await hold_journal.truncate(conn, self._category_id, snapshot.journal_seq)
+
+    async def _append_journal(self, entries: list[JournalEntry]) -> int | None:
+        # One statement in autocommit: one round trip instead of BEGIN, INSERT, COMMIT.
+        async with self._require_db().connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await hold_journal.append(conn, self._category_id, entries)
 
     def _state(self) -> Availability | None:
         return None if self._desk is None else self._desk.availability()
@@ -249,3 +383,15 @@ class CategoryActor:
     def _require_db(self) -> AsyncEngine:
         assert self._db is not None, "the actor is not loaded"
         return self._db
+
+
+def _refused_by_ledger(exc: BaseException) -> bool:
+    """Did the server refuse the transaction (so nothing of it was committed)? A lost
+    connection, a timeout or anything else leaves the outcome unknown."""
+    if isinstance(exc, OversellRefused | CategoryGone):
+        return True
+    return (
+        isinstance(exc, IntegrityError | DataError | ProgrammingError)
+        and isinstance(exc, DBAPIError)
+        and not exc.connection_invalidated
+    )

@@ -18,6 +18,11 @@ class ActorConfig:
     publish_interval_seconds: float = 0.02
     # Off only to measure what group commit buys (benchmarks); on in every deployment.
     group_commit: bool = True
+    # Off only to measure what the hold journal costs (benchmarks/journal_cost.py): without it
+    # a kill -9 undoes answered holds and releases (invariant 4).
+    hold_journal: bool = True
+    # How often a live actor re-reads whether its event and category are still on sale.
+    catalogue_refresh_seconds: float = 2.0
     actor_db_pool_size: int = 2
     call_retries: int = 30
     # Fair sales (issue 12): how long a waiting-list offer is held for its buyer, and how

@@ -37,6 +37,8 @@ from actors.messages import (
 from actors.refusals import (
     HoldMismatch,
     HoldNotFound,
+    NotEnoughSeats,
+    NotOnSale,
     Refusal,
     RefusalReason,
     WrongEvent,
@@ -80,6 +82,9 @@ class Decision:
     writes: list[Write] = field(default_factory=list)
     joins: list[tuple[int, str]] = field(default_factory=list)  # replays of an order in flight
     lookups: list[tuple[int, ConfirmHold]] = field(default_factory=list)  # used lock? ask ledger
+    # A Buy refused for lack of seats may be the retry of one the ledger has (its seats are
+    # among the sold ones): the ledger answers before the refusal stands.
+    sale_lookups: list[tuple[int, str, Refused]] = field(default_factory=list)
     cancels: list[tuple[int, CancelOrder]] = field(default_factory=list)
 
 
@@ -114,6 +119,8 @@ class Desk:
             waiting=[WaitEntry(*row) for row in facts.waiting] if facts is not None else None,
             rehold_cooldown=rehold_cooldown_seconds,
         )
+        # The event and category are active: refreshed from the catalogue by the actor.
+        self.on_sale = True
 
     # -- the synchronous step -----------------------------------------------------------------
 
@@ -151,6 +158,7 @@ class Desk:
                 elif isinstance(command, ReleaseHold):
                     decision.outcomes[index] = self._release(command)
                 elif isinstance(command, ConfirmHold):
+                    self._check_on_sale()
                     lock_id = command.lock_id
                     if self._joins(lock_id, command.owner, in_flight(lock_id)):
                         decision.joins.append((index, lock_id))
@@ -162,15 +170,21 @@ class Desk:
                         started.add(lock_id)
                 elif isinstance(command, Buy):
                     self._check_event(command.draft.event_id)
+                    self._check_on_sale()
                     lock_id = sale_lock_id(self.category_id, command.owner, command.request_id)
                     if self._joins(lock_id, command.owner, in_flight(lock_id)):
                         decision.joins.append((index, lock_id))
-                    else:
+                        continue
+                    try:
                         self.inventory.begin_sale(
                             command.owner, command.draft.quantity, lock_id, now
                         )
-                        decision.writes.append(Write(index, command, lock_id))
-                        started.add(lock_id)
+                    except NotEnoughSeats as refusal:
+                        refused = Refused(refusal.reason, refusal.message)
+                        decision.sale_lookups.append((index, lock_id, refused))
+                        continue
+                    decision.writes.append(Write(index, command, lock_id))
+                    started.add(lock_id)
                 else:
                     decision.cancels.append((index, command))
             except Refusal as refusal:
@@ -215,10 +229,14 @@ class Desk:
         return OrderCancelled(order, self.availability())
 
     def expire(self, now: float) -> None:
+        """Drop the holds whose time is up, and offer the seats to the waiting list."""
+        self.expire_holds(now)
+        self.serve_waiting(now)
+
+    def expire_holds(self, now: float) -> None:
         expired = self.inventory.expire_due(now)
         if expired:
             self._changed((), [hold.lock_id for hold in expired])
-        self.serve_waiting(now)
 
     def serve_waiting(self, now: float) -> None:
         """Free seats go to the head of the waiting list before anyone else can take them."""
@@ -272,8 +290,13 @@ class Desk:
         if event_id != self.event_id:
             raise WrongEvent("This category does not belong to that event")
 
+    def _check_on_sale(self) -> None:
+        if not self.on_sale:
+            raise NotOnSale("This event is not on sale")
+
     def _hold(self, command: PlaceHold, now: float) -> Outcome:
         self._check_event(command.event_id)
+        self._check_on_sale()
         lock_id = hold_lock_id(self.category_id, command.owner, command.request_id)
         hold = self.inventory.hold(command.owner, command.quantity, lock_id, now, self._ttl)
         view = self.view(hold)

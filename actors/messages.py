@@ -99,6 +99,8 @@ class CancelOrder:
 
     request_id: str
     order_id: int
+    # A declined payment: cancel only if the order is still pending (never a completed one).
+    only_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,8 @@ class CategoryHandles:
         self._config = config
         self._class: Any = ray.remote(**CATEGORY_OPTIONS)(actor)
         self._handles: dict[int, Any] = {}
+        # Calls resent after meeting a dead or retiring actor (for tests and the fault figures).
+        self.retried = 0
 
     async def call(self, category_id: int, method: str, *args: Any) -> Any:
         """`method(*args)` on the category's actor; `Missing` when the category is gone,
@@ -115,6 +117,7 @@ class CategoryHandles:
             except RayActorError:
                 pass
             self._forget(category_id)
+            self.retried += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
         raise Unavailable(f"category {category_id} did not answer")
@@ -135,6 +138,19 @@ class CategoryHandles:
         handle = self._handles.pop(category_id, None)
         if kill and handle is not None:
             ray.kill(handle, no_restart=True)
+
+
+def wake_current_actor() -> None:
+    """Called in an actor's constructor: queue a `ready` call to itself, so an actor that Ray
+    restarted after its process died loads (and its holds expire) without waiting for a
+    caller. Unconditional: asking Ray whether this is a restart costs a GCS query, and a fresh
+    actor was started by a caller who is about to load it anyway."""
+    if not ray.is_initialized():
+        return
+    try:
+        ray.get_runtime_context().current_actor.ready.remote()
+    except Exception:
+        log.exception("an actor could not wake itself; its next call loads it")
 
 
 def retire_current_actor() -> None:

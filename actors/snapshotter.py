@@ -1,5 +1,6 @@
 """Write-behind snapshots of a category's holds: saved when the inventory changed, for a
-fast restore. Not for durability (the ledger is that): a failed save is retried next time.
+fast restore and as the hold journal's compaction point. Not for durability (the ledger and
+the journal are that): a failed save is retried next time.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ Save = Callable[[CategorySnapshot], Awaitable[None]]
 
 
 class Snapshotter:
-    def __init__(self, save: Save) -> None:
+    """`covered` names the last hold-journal entry the inventory includes when it is read: the
+    snapshot records it, so activation replays only what came after (and the rest is truncated).
+    """
+
+    def __init__(self, save: Save, covered: Callable[[], int] = lambda: 0) -> None:
         self._save = save
+        self._covered = covered
         self._saved_version = -1
 
     async def save_if_changed(self, inventory: Inventory) -> None:
@@ -26,11 +32,13 @@ class Snapshotter:
 
     async def save(self, inventory: Inventory) -> None:
         state = inventory.snapshot()
+        covered = self._covered()
         snapshot = CategorySnapshot(
             version=state.version,
             sold=state.sold,
             total=state.total,
             holds=state.holds,
+            journal_seq=covered,
         )
         try:
             await self._save(snapshot)

@@ -27,13 +27,16 @@ Scope = dict[str, Any]
 
 
 class StartingApp:
-    """Answers 503 in the error shape until the real application is handed over."""
+    """Answers 503 in the error shape until the real application is handed over, and again
+    once the process is draining (requests already running finish; new ones are told to retry).
+    """
 
     def __init__(self) -> None:
         self.app: Any = None
+        self.draining = False
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if self.app is not None:
+        if self.app is not None and not (self.draining and scope["type"] == "http"):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "lifespan":
@@ -46,6 +49,9 @@ class StartingApp:
         if scope["type"] == "http":
             body = (
                 b'{"statusCode":503,"message":"Service Unavailable",'
+                b'"error":"The system is shutting down"}'
+                if self.draining
+                else b'{"statusCode":503,"message":"Service Unavailable",'
                 b'"error":"The system is starting"}'
             )
             await send(
@@ -119,12 +125,18 @@ async def serve(settings: Settings) -> None:
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
     finally:
+        # Drain: new requests on open connections get 503 + Retry-After, the listening sockets
+        # close, and requests already running finish (uvicorn waits for them, up to its bound).
+        front.draining = True
+        started = loop.time()
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*serving, return_exceptions=True)
+        log.info("drained in %.2f s", loop.time() - started)
         if front.app is not None:
             await close_app(front.app)
         await system.stop()
+        log.info("stopped in %.2f s", loop.time() - started)
         print("Boxoffice stopped", flush=True)
 
 

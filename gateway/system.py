@@ -17,6 +17,7 @@ from actors.client import SeatClient
 from actors.config import ActorConfig
 from actors.remote import start_ray, stop_ray
 from gateway.config import Settings
+from gateway.leftovers import forget_run, reap_crashed_run, record_run
 from gateway.limits import Limits
 from persistence import snapshots
 from persistence.database import create_engine, migrate
@@ -71,6 +72,9 @@ class System:
         settings = self.settings
         stack = self._stack
         try:
+            # A run killed on this DATA_DIR may have left its Ray and PostgreSQL running.
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(reap_crashed_run, settings.data_dir)
             database_url = settings.database_url
             if not database_url:
                 self.postgres = EmbeddedPostgres(settings.data_dir)
@@ -101,6 +105,9 @@ class System:
             # Holds live only in actors: bring back every category a snapshot says had some.
             async with db.connect() as conn:
                 await seats.activate(await snapshots.categories_with_holds(conn))
+            postgres_pid = self.postgres.pid if self.postgres is not None else None
+            await asyncio.to_thread(record_run, settings.data_dir, postgres_pid)
+            stack.callback(forget_run, settings.data_dir)
         except BaseException:
             await stack.aclose()
             raise

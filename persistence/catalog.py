@@ -9,11 +9,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from psycopg.errors import ForeignKeyViolation
 from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence import waitlist
-from persistence.models import events, orders, ticket_categories
+from persistence.errors import EventHasOrders
+from persistence.models import events, hold_journal, orders, ticket_categories
 from persistence.records import CategoryFacts, CategoryRecord, EventDraft, EventRecord
 
 EDITABLE_EVENT_FIELDS = frozenset(
@@ -166,11 +169,26 @@ async def update_event(
 
 
 async def delete_event(conn: AsyncConnection, event_id: int) -> bool:
-    """Delete the event; its categories and their snapshots go with it (ON DELETE CASCADE)."""
-    result = await conn.execute(
-        delete(events).where(events.c.id == event_id).returning(events.c.id)
-    )
-    return result.first() is not None
+    """Delete the event; its categories and their snapshots go with it (ON DELETE CASCADE),
+    and their hold journal. False when there is no such event; `EventHasOrders` when an order
+    names one of its categories, even one committed a moment ago: the orders' foreign key
+    refuses the cascade, so no order is ever orphaned."""
+    categories = select(ticket_categories.c.id).where(ticket_categories.c.event_id == event_id)
+    try:
+        async with conn.begin_nested():
+            # First: once the categories are gone, nothing names the journal's rows.
+            await conn.execute(
+                delete(hold_journal).where(hold_journal.c.category_id.in_(categories))
+            )
+            result = await conn.execute(
+                delete(events).where(events.c.id == event_id).returning(events.c.id)
+            )
+            deleted = result.first() is not None
+    except IntegrityError as error:
+        if isinstance(error.orig, ForeignKeyViolation):
+            raise EventHasOrders(event_id) from error
+        raise
+    return deleted
 
 
 async def event_has_orders(conn: AsyncConnection, event_id: int) -> bool:

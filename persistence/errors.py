@@ -27,3 +27,19 @@ class OversellRefused(PersistenceError):
     def __init__(self, category_ids: Iterable[int]) -> None:
         self.category_ids = tuple(sorted(set(category_ids)))
         super().__init__(f"oversell refused by the database for categories {self.category_ids}")
+
+
+class EventHasOrders(PersistenceError):
+    """An event cannot be deleted: orders name its categories (the ledger keeps them)."""
+
+    def __init__(self, event_id: int) -> None:
+        super().__init__(f"event {event_id} has orders")
+        self.event_id = event_id
+
+
+class CategoryGone(PersistenceError):
+    """Orders named a category that no longer exists; raised inside the caller's transaction."""
+
+    def __init__(self, category_ids: Iterable[int]) -> None:
+        self.category_ids = tuple(sorted(set(category_ids)))
+        super().__init__(f"no such categories: {self.category_ids}")

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.errors import OversellRefused
+from persistence.errors import CategoryGone, OversellRefused
 from persistence.models import SOLD_WITHIN_TOTAL, events, orders, ticket_categories
 from persistence.records import OrderDraft, OrderRecord, OrderStatus, PlacedOrder
 
@@ -153,7 +153,7 @@ async def _add_sold(conn: AsyncConnection, sold: Iterable[tuple[int, int]]) -> N
         .values(sold_seats=ticket_categories.c.sold_seats + delta_rows.c.quantity)
     )
     try:
-        await conn.execute(statement)
+        result = await conn.execute(statement)
     except IntegrityError as error:
         if (
             isinstance(error.orig, CheckViolation)
@@ -162,13 +162,25 @@ async def _add_sold(conn: AsyncConnection, sold: Iterable[tuple[int, int]]) -> N
         ):
             raise OversellRefused(delta) from error
         raise
+    if result.rowcount != len(delta):
+        # A category deleted under the orders: refuse them all (the caller's transaction aborts).
+        raise CategoryGone(delta)
 
 
-async def cancel_order(conn: AsyncConnection, order_id: int) -> tuple[OrderRecord, bool] | None:
-    """Cancel once: (order, True) if cancelled now, (order, False) if it already was."""
+async def cancel_order(
+    conn: AsyncConnection, order_id: int, *, only_pending: bool = False
+) -> tuple[OrderRecord, bool] | None:
+    """Cancel once: (order, True) if cancelled now, (order, False) if it already was (or, with
+    `only_pending`, if it is no longer pending: a declined payment never cancels an order that
+    another gateway completed meanwhile)."""
+    still = (
+        orders.c.status == OrderStatus.PENDING.value
+        if only_pending
+        else orders.c.status != OrderStatus.CANCELLED.value
+    )
     statement = (
         update(orders)
-        .where(orders.c.id == order_id, orders.c.status != OrderStatus.CANCELLED.value)
+        .where(orders.c.id == order_id, still)
         .values(status=OrderStatus.CANCELLED.value, updated_at=func.clock_timestamp())
         .returning(*orders.c)
     )
@@ -218,6 +230,15 @@ async def find_order_by_lock_id(conn: AsyncConnection, lock_id: str) -> OrderRec
     return None if row is None else _record(row)
 
 
+async def orders_by_lock_ids(
+    conn: AsyncConnection, lock_ids: Sequence[str]
+) -> dict[str, OrderRecord]:
+    if not lock_ids:
+        return {}
+    statement = select(orders).where(orders.c.lock_id.in_(sorted(set(lock_ids))))
+    return {row.lock_id: _record(row) for row in await conn.execute(statement)}
+
+
 async def list_orders(
     conn: AsyncConnection,
     *,
@@ -245,6 +266,53 @@ async def list_orders(
     if limit is not None:
         statement = statement.limit(limit)
     return [_record(row) for row in await conn.execute(statement)]
+
+
+async def claim_orders(
+    conn: AsyncConnection, order_ids: Sequence[int], lease_seconds: float
+) -> list[OrderRecord]:
+    """Claim these pending orders for the payment step, unless another gateway holds a live
+    claim on them; returns those claimed now (the claim lasts `lease_seconds`)."""
+    if not order_ids:
+        return []
+    return await _claim(conn, orders.c.id.in_(order_ids), lease_seconds, limit=len(order_ids))
+
+
+async def claim_stuck_orders(
+    conn: AsyncConnection, *, older_than: float, lease_seconds: float, limit: int = 100
+) -> list[OrderRecord]:
+    """Claim pending orders nobody is processing: unclaimed for `older_than` seconds since they
+    were written, or whose claim has lapsed (its gateway died). Oldest first; rows another
+    sweep is claiming right now are skipped, not waited for."""
+    born = orders.c.created_at < func.now() - _seconds(older_than)
+    return await _claim(conn, born, lease_seconds, limit=limit)
+
+
+def _seconds(value: float) -> Any:
+    return func.make_interval(0, 0, 0, 0, 0, 0, value)
+
+
+async def _claim(
+    conn: AsyncConnection, which: Any, lease_seconds: float, *, limit: int
+) -> list[OrderRecord]:
+    free = or_(
+        orders.c.claimed_at.is_(None), orders.c.claimed_at < func.now() - _seconds(lease_seconds)
+    )
+    candidates = (
+        select(orders.c.id)
+        .where(orders.c.status == OrderStatus.PENDING.value, which, free)
+        .order_by(orders.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(orders)
+        .where(orders.c.id.in_(candidates))
+        .values(claimed_at=func.now())
+        .returning(*orders.c)
+    )
+    return sorted((_record(row) for row in await conn.execute(statement)), key=lambda o: o.id)
 
 
 async def pending_orders(conn: AsyncConnection, limit: int = 100) -> list[OrderRecord]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 # Constraint names are part of the contract with the migrations and with the error mapping.
 SOLD_WITHIN_TOTAL = "ck_ticket_categories_sold_within_total"
@@ -105,15 +106,16 @@ ticket_categories = Table(
     CheckConstraint("sold_seats <= total_seats", name="sold_within_total"),
 )
 
-# Orders keep event and category names (and no foreign key to them) so the ledger outlives
-# catalogue edits: an order is a fact about the past.
+# Orders keep event and category names so the ledger reads well after catalogue edits; the
+# category must exist when the order is written (an event with orders is never deleted).
 orders = Table(
     "orders",
     metadata,
     Column("id", Integer, Identity(), primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
     Column("event_id", Integer, nullable=False, index=True),
-    Column("category_id", Integer, nullable=False, index=True),
+    # No cascade: a category with orders cannot be deleted, and nothing sells into one that was.
+    Column("category_id", Integer, ForeignKey("ticket_categories.id"), nullable=False, index=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Numeric(10, 2), nullable=False),
     Column("total_price", Numeric(10, 2), nullable=False),
@@ -123,6 +125,8 @@ orders = Table(
     Column("notes", Text, nullable=True),
     Column("lock_id", String(128), nullable=True, unique=True),
     Column("request_key", String(255), nullable=True, unique=True),
+    # Set by the gateway running the payment step, so no other gateway runs it meanwhile.
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
     _timestamp("created_at"),
     _timestamp("updated_at"),
     CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -161,4 +165,17 @@ waitlist_entries = Table(
     _timestamp("created_at"),
     UniqueConstraint("category_id", "user_id"),
     CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+# Every hold placed (quantity > 0) or dropped (quantity 0) since the last snapshot, in `seq`
+# order: written with its batch before the batch is answered (invariant 4). One row per write,
+# its entries as [[lockId, owner, quantity, expiresAt], ...].
+hold_journal = Table(
+    "hold_journal",
+    metadata,
+    Column("seq", BigInteger, Identity(), nullable=False),
+    # No foreign key: its check is a trigger per row on the hottest write there is.
+    Column("category_id", Integer, nullable=False),
+    Column("entries", JSON, nullable=False),
+    PrimaryKeyConstraint("category_id", "seq"),
 )

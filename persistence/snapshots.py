@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import exists, func, literal, select, text
+from sqlalchemy import exists, func, literal, select, text, union
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from persistence.models import category_snapshots, ticket_categories
+from persistence.models import category_snapshots, hold_journal, ticket_categories
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class CategorySnapshot:
     sold: int
     total: int
     holds: Sequence[HoldFields]
+    # The last hold-journal entry this snapshot includes: activation replays those after it.
+    journal_seq: int = 0
 
 
 def encode_snapshot(snapshot: CategorySnapshot) -> dict[str, Any]:
@@ -55,6 +57,7 @@ def encode_snapshot(snapshot: CategorySnapshot) -> dict[str, Any]:
         "version": snapshot.version,
         "sold": snapshot.sold,
         "total": snapshot.total,
+        "journalSeq": snapshot.journal_seq,
         "holds": [
             {
                 "lockId": h.lock_id,
@@ -78,6 +81,7 @@ def decode_snapshot(payload: dict[str, Any] | None) -> CategorySnapshot:
         sold=_non_negative(payload.get("sold")),
         total=_non_negative(payload.get("total")),
         holds=tuple(_holds(payload.get("holds"))),
+        journal_seq=_non_negative(payload.get("journalSeq")),
     )
 
 
@@ -137,10 +141,9 @@ async def load_snapshot(conn: AsyncConnection, category_id: int) -> dict[str, An
 
 
 async def categories_with_holds(conn: AsyncConnection) -> list[int]:
-    """Categories whose last snapshot still lists holds: actors to wake so holds can expire."""
-    statement = (
-        select(category_snapshots.c.category_id)
-        .where(_HAS_HOLDS)
-        .order_by(category_snapshots.c.category_id)
-    )
+    """Categories whose last snapshot lists holds, or whose hold journal has entries after it:
+    actors to wake so their holds can expire."""
+    saved = select(category_snapshots.c.category_id).where(_HAS_HOLDS)
+    journaled = select(hold_journal.c.category_id).distinct()
+    statement = union(saved, journaled).order_by("category_id")
     return list((await conn.execute(statement)).scalars())

@@ -1,5 +1,9 @@
 """Fulfilment: pending orders move to completed through the payment step, and the buyer's
 sockets hear of it; a declined payment cancels the order and returns its seats.
+
+Every gateway runs one: each claims an order (a lease in the ledger) before its payment step,
+so two live gateways never pay for the same order, and a periodic sweep picks up orders that
+nobody is processing (their gateway died, or it stopped before getting to them).
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ COMPLETED_MESSAGE = "Your order has been completed successfully!"
 CANCELLED_MESSAGE = "Your order has been cancelled"
 PAYMENT_FAILED_MESSAGE = "Your order was cancelled: the payment did not go through"
 STOP_GRACE_SECONDS = 5.0
+SWEEP_INTERVAL_SECONDS = 2.0
+# Unclaimed for this long after it was written: its gateway is not going to process it.
+SWEEP_GRACE_SECONDS = 5.0
+# A claim lapses after this long (a gateway that died mid-payment), and the sweep retries it.
+CLAIM_LEASE_SECONDS = 15.0
 
 
 async def approve_payment(order: OrderRecord) -> bool:
@@ -48,33 +57,68 @@ class OrderProcessor:
 
     `submit` never blocks the request. Orders submitted while a batch is being completed go
     into the next one: one UPDATE and one feed message per batch, not per order, so a flash
-    sale costs the gateway no extra transaction per order. `start` picks up orders left
-    pending by a restart.
+    sale costs the gateway one claim and one completion per batch, not per order. The sweep
+    (started by `start`) picks up orders left pending by a crash or by another gateway.
     """
 
     def __init__(
-        self, db: AsyncEngine, seats: SeatClient, payment: PaymentStep = approve_payment
+        self,
+        db: AsyncEngine,
+        seats: SeatClient,
+        payment: PaymentStep = approve_payment,
+        *,
+        sweep_interval: float = SWEEP_INTERVAL_SECONDS,
+        sweep_grace: float = SWEEP_GRACE_SECONDS,
+        lease: float = CLAIM_LEASE_SECONDS,
     ) -> None:
         self._db = db
         self._seats = seats
         self._payment = payment
+        self._sweep_interval = sweep_interval
+        self._sweep_grace = sweep_grace
+        self._lease = lease
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: dict[int, OrderRecord] = {}
         self._worker: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
-        async with self._db.connect() as conn:
-            pending = await ledger.pending_orders(conn, limit=10_000)
-        for order in pending:
-            self._enqueue(order)
+        # Orders a crashed run left pending, however young: a claim keeps this safe even if
+        # a live gateway is about to process one of them itself.
+        await self.sweep(grace=0.0)
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def sweep(self, grace: float | None = None) -> int:
+        """Claim and process a page of orders nobody is processing; how many were claimed."""
+        async with self._db.begin() as conn:
+            stuck = await ledger.claim_stuck_orders(
+                conn,
+                older_than=self._sweep_grace if grace is None else grace,
+                lease_seconds=self._lease,
+            )
+        if stuck:
+            await self._pay(stuck)
+        return len(stuck)
+
+    async def _sweep_forever(self) -> None:
+        while not self._stopping:
+            try:
+                while await self.sweep() and not self._stopping:
+                    pass  # a full page: there may be more
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # PostgreSQL down: one line, and the next sweep tries again.
+                logger.warning("the pending-order sweep failed: %r", error)
+            await asyncio.sleep(self._sweep_interval)
 
     def submit(self, order: OrderRecord) -> None:
         loop = self._loop
         if loop is None or self._stopping:
-            return  # picked up by the next start(): it stays pending in the ledger
+            return  # it stays pending in the ledger: a sweep picks it up
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -91,6 +135,10 @@ class OrderProcessor:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         worker = self._worker
         if worker is not None:
             _, late = await asyncio.wait({worker}, timeout=STOP_GRACE_SECONDS)
@@ -114,16 +162,24 @@ class OrderProcessor:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # They stay pending in the ledger; the next start() retries them.
+                # They stay pending in the ledger; the sweep retries them.
                 logger.exception("%d orders could not be completed", len(batch))
 
     async def _complete(self, batch: list[OrderRecord]) -> None:
+        # Claimed first: an order another gateway is paying for (or has paid) is left to it.
+        async with self._db.begin() as conn:
+            claimed = await ledger.claim_orders(conn, [o.id for o in batch], self._lease)
+        await self._pay(claimed)
+
+    async def _pay(self, batch: list[OrderRecord]) -> None:
+        if not batch:
+            return
         verdicts = await asyncio.gather(
             *(self._payment(order) for order in batch), return_exceptions=True
         )
         for order, verdict in zip(batch, verdicts, strict=True):
             if isinstance(verdict, BaseException):
-                # Undecided: it stays pending in the ledger and the next start() retries it.
+                # Undecided: it stays pending, and the sweep retries it once its claim lapses.
                 logger.error("payment step failed for order %s: %r", order.id, verdict)
         paid = [order.id for order, ok in zip(batch, verdicts, strict=True) if ok is True]
         async with self._db.begin() as conn:
@@ -145,7 +201,7 @@ class OrderProcessor:
                     logger.info("order %s not cancelled: %s", order.id, refused.message)
 
     async def _refuse(self, order: OrderRecord) -> None:
-        cancelled = await self._seats.cancel(order=order)
+        cancelled = await self._seats.cancel(order=order, only_pending=True)
         await self._seats.notify_user(
             order.user_id, "order-cancelled", order_notice(cancelled.order, PAYMENT_FAILED_MESSAGE)
         )

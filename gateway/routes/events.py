@@ -24,6 +24,7 @@ from gateway.schemas import (
 )
 from gateway.system import Runtime
 from persistence import catalog
+from persistence.errors import EventHasOrders
 from persistence.records import CategoryDraft, EventDraft, EventRecord
 from sales.identity import Principal
 from sales.service import EVENT_NOT_FOUND
@@ -195,12 +196,16 @@ async def delete_event(id: EventId, organizer: Organizer, runtime: RuntimeDep) -
     live = await runtime.sales.availability([c.id for c in event.categories])
     if any(seats.held for seats in live.values()):
         raise ApiError(409, "Tickets of this event are on hold; try again once they are released")
-    async with runtime.db.begin() as conn:
-        if await catalog.event_has_orders(conn, id):
-            raise ApiError(
-                409, "This event has orders; deactivate it instead (PUT isActive: false)"
-            )
-        deleted = await catalog.delete_event(conn, id)
+    has_orders = ApiError(409, "This event has orders; deactivate it instead (PUT isActive: false)")
+    try:
+        async with runtime.db.begin() as conn:
+            if await catalog.event_has_orders(conn, id):
+                raise has_orders
+            # An order committed since the check makes the delete fail (the orders' foreign
+            # key), so it is never orphaned.
+            deleted = await catalog.delete_event(conn, id)
+    except EventHasOrders:
+        raise has_orders from None
     if not deleted:
         raise ApiError(404, EVENT_NOT_FOUND)
     await runtime.directory.event_changed(id)

@@ -33,5 +33,7 @@ async def test_a_replay_answers_its_order_after_the_event_went_off_sale(
     assert replay.status_code == 201, replay.text
     assert replay.json()["id"] == first.json()["id"]
     fresh = {**buyer.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
-    assert_error(await client.post("/api/orders", json=body, headers=fresh), 409)
+    refused = await client.post("/api/orders", json=body, headers=fresh)
+    assert_error(refused, 409)
+    assert refused.json()["error"] == "This event is not active"
     assert await available_seats(client, event.id) == [3]

@@ -292,11 +292,12 @@ class CategoryActor:
     def _give_up(self, why: str, *, raising: bool = True) -> None:
         """Leave without answering: in Ray the process ends here, and every caller retries
         its batch (same request ids) on a fresh activation that rebuilds what is durable."""
-        log.error("category %s retires: %s", self._category_id, why)
-        self._activity.retired = True
-        if self._housekeeper is not None:
-            self._housekeeper.cancel()  # no snapshot of what may not be durable
-        self._retire_process()
+        if not self._activity.retired:  # once: a batch and the housekeeper may both see it
+            log.error("category %s retires: %s", self._category_id, why)
+            self._activity.retired = True
+            if self._housekeeper is not None and self._housekeeper is not asyncio.current_task():
+                self._housekeeper.cancel()  # no snapshot of what may not be durable
+            self._retire_process()
         if raising:
             raise Retired(f"category {self._category_id} retired: {why}")
 
@@ -306,11 +307,14 @@ class CategoryActor:
         while True:
             now = time.time()
             with self._unjournaled_changes():
-                desk.expire_holds(now)  # activation drops expired holds by itself
-            # Seats an expiry freed may go to the waiting list: an offer is a hold its buyer
-            # is told about, so it is journaled like any other before the feed announces it.
-            desk.serve_waiting(now)
-            if not self._journal.idle:
+                expired = desk.expire_holds(now)  # activation drops expired holds by itself
+            # Seats an expiry freed go to the waiting list first: an offer is a hold its buyer
+            # is told about, so it is journaled like any other. Only after an expiry: at
+            # activation the list can hold the row of a join not yet decided (the row is
+            # written before the actor is called), and that join's own batch serves it.
+            if expired:
+                desk.serve_waiting(now)
+            if expired and not self._journal.idle:
                 try:
                     await self._journal.flush()
                 except Exception:

@@ -233,10 +233,12 @@ class Desk:
         self.expire_holds(now)
         self.serve_waiting(now)
 
-    def expire_holds(self, now: float) -> None:
+    def expire_holds(self, now: float) -> bool:
+        """Drop the holds whose time is up; True when there were any."""
         expired = self.inventory.expire_due(now)
         if expired:
             self._changed((), [hold.lock_id for hold in expired])
+        return bool(expired)
 
     def serve_waiting(self, now: float) -> None:
         """Free seats go to the head of the waiting list before anyone else can take them."""
@@ -306,8 +308,12 @@ class Desk:
     def _join(self, command: JoinWaitlist, now: float) -> Outcome:
         self._check_event(command.event_id)
         entry = WaitEntry(command.entry_id, command.owner, command.quantity)
-        position = self.inventory.join(entry, now)
-        self._changed((), ())
+        try:
+            position = self.inventory.join(entry, now)
+        finally:
+            # Refused or not: an activation may have loaded this join's row (written before
+            # the actor is called) and set seats aside for it, which the feed must now undo.
+            self._changed((), ())
         return WaitlistJoined(entry.entry_id, position, entry.quantity, self.availability())
 
     def _offer_lock_id(self, entry: WaitEntry) -> str:

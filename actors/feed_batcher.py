@@ -66,8 +66,13 @@ class FeedBatcher:
         self._last_publish = self._clock()
         try:
             await self._publish([item])
-        except Exception:
-            log.exception("publishing category %s failed", availability.category_id)
+        except Exception as error:
+            # Retried every RETRY_SECONDS while the hub is away: a line each, no traceback.
+            log.warning(
+                "publishing category %s failed (%s); kept for the next try",
+                availability.category_id,
+                type(error).__name__,
+            )
             self._restore(added, removed)
             return False
         return True

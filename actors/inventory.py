@@ -325,7 +325,10 @@ class Inventory:
         _check_quantity(entry.quantity)
         # The row is written before the actor hears of it: an actor activated by this very
         # join has loaded it already. It is not acknowledged yet, so it is decided now.
-        self._waiting = [e for e in self._waiting if e.entry_id != entry.entry_id]
+        undecided = [e for e in self._waiting if e.entry_id == entry.entry_id]
+        if undecided:
+            self._waiting = [e for e in self._waiting if e.entry_id != entry.entry_id]
+            self.version += 1  # the seats it set aside are free again, whatever comes next
         if any(e.owner == entry.owner for e in self._waiting):
             raise AlreadyWaiting("You are already on the waiting list of this category")
         self.check_window(now)

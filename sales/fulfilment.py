@@ -20,6 +20,7 @@ from actors.messages import UserNotice
 from actors.refusals import Refusal
 from persistence import ledger
 from persistence.records import OrderRecord, OrderStatus
+from sales.outage import outage_of
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +112,11 @@ class OrderProcessor:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                # PostgreSQL down: one line, and the next sweep tries again.
-                logger.warning("the pending-order sweep failed: %r", error)
+                # The next sweep tries again; an outage is one line, anything else a bug.
+                if outage_of(error) is None:
+                    logger.exception("the pending-order sweep failed")
+                else:
+                    logger.warning("pending-order sweep: %s unavailable", outage_of(error))
             await asyncio.sleep(self._sweep_interval)
 
     def submit(self, order: OrderRecord) -> None:
@@ -161,9 +165,14 @@ class OrderProcessor:
                 await self._complete(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
                 # They stay pending in the ledger; the sweep retries them.
-                logger.exception("%d orders could not be completed", len(batch))
+                if outage_of(error) is None:
+                    logger.exception("%d orders could not be completed", len(batch))
+                else:
+                    logger.warning(
+                        "%d orders not completed yet: %s unavailable", len(batch), outage_of(error)
+                    )
 
     async def _complete(self, batch: list[OrderRecord]) -> None:
         # Claimed first: an order another gateway is paying for (or has paid) is left to it.

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from actors.client import SeatClient
+from actors.inventory import SaleRules
 from actors.messages import OrderPlaced
 from persistence.database import migrate_sync
 from persistence.embedded import EmbeddedPostgres
@@ -75,9 +76,9 @@ class StopsPostgresThenBuys:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._seats, name)
 
-    async def buy(self, *, draft: OrderDraft) -> OrderPlaced:
+    async def buy(self, *, draft: OrderDraft, rules: SaleRules | None = None) -> OrderPlaced:
         await self._postgres.stop()
-        return await self._seats.buy(draft=draft)
+        return await self._seats.buy(draft=draft, rules=rules)
 
 
 async def _refused_replay_lookup_fails(

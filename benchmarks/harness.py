@@ -433,6 +433,9 @@ def system_env(options: BenchOptions, data_dir: Path, database_url: str) -> dict
         # A socket only joins once; the REST side has no per-client limit to trip over.
         "SOCKET_EVENTS_PER_SECOND": "1000",
         "SOCKET_EVENT_BURST": "1000",
+        # Hot hold measures holds/s: each client keeps holding for the whole run, far past
+        # the 20 live holds per buyer a real sale allows.
+        "MAX_LIVE_HOLDS_PER_USER": "1000000",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("RAY_ADDRESS", None)
@@ -450,7 +453,8 @@ def settings_not_default(env: dict[str, str]) -> dict[str, str]:
     defaults = Settings.model_fields
     shown: dict[str, str] = {}
     for name in ("LOCK_TTL_SECONDS", "ACTOR_IDLE_SECONDS", "BCRYPT_ROUNDS",
-                 "SOCKET_EVENTS_PER_SECOND", "SOCKET_EVENT_BURST"):  # fmt: skip
+                 "SOCKET_EVENTS_PER_SECOND", "SOCKET_EVENT_BURST",
+                 "MAX_LIVE_HOLDS_PER_USER"):  # fmt: skip
         default = defaults[name.lower()].default
         if name in env and float(env[name]) != float(default):
             shown[name] = f"{env[name]} (default {default:g})"

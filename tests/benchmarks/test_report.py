@@ -75,6 +75,7 @@ def test_the_bench_names_every_setting_it_changes(tmp_path: Path) -> None:
     assert changed["LOCK_TTL_SECONDS"] == "30.0 (default 300)"
     assert changed["ACTOR_IDLE_SECONDS"] == "5.0 (default 60)"
     assert changed["BCRYPT_ROUNDS"] == "4 (default 12)"
+    assert changed["MAX_LIVE_HOLDS_PER_USER"] == "1000000 (default 20)"
 
 
 def test_one_run_says_so_and_explains_its_references() -> None:

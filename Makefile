@@ -41,9 +41,12 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Three runs, each on a fresh system: the table shows each figure's median and range.
+BENCH_ARGS ?= --runs 3
+
 bench: install
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(VENV)/bin/boxoffice bench
+	$(VENV)/bin/boxoffice bench $(BENCH_ARGS)
 
 # Mutation testing (mutmut, configured in pyproject.toml), outside `make test`: slow, as each
 # mutant runs its tests in a fresh session (tools/mutate.py). Results are kept in mutants/, so a

@@ -16,6 +16,9 @@ class FeedMirror:
     def __init__(self, *, track_holds: bool = True) -> None:
         self.availability: dict[int, Availability] = {}
         self.holds: dict[str, HoldView] = {}
+        # The same holds by owner: a user's holds are read on every hold request (the live
+        # holds cap), and a scan of every live hold made each request cost O(all holds).
+        self._by_owner: dict[int, dict[str, HoldView]] = {}
         self._track_holds = track_holds
 
     def apply(self, change: CategoryChanged) -> bool:
@@ -27,10 +30,8 @@ class FeedMirror:
             return False
         self.availability[change.availability.category_id] = change.availability
         if self._track_holds:
-            for lock_id in change.holds_removed:
-                self.holds.pop(lock_id, None)
-            for hold in change.holds_added:
-                self.holds[hold.lock_id] = hold
+            self.drop_holds(change.holds_removed)
+            self.add_holds(change.holds_added)
         return True
 
     def note(self, availability: Availability) -> bool:
@@ -43,15 +44,30 @@ class FeedMirror:
 
     def add_holds(self, holds: Iterable[HoldView]) -> None:
         for hold in holds:
+            previous = self.holds.get(hold.lock_id)
+            if previous is not None and previous.owner != hold.owner:
+                self._forget_owned(previous)
             self.holds[hold.lock_id] = hold
+            self._by_owner.setdefault(hold.owner, {})[hold.lock_id] = hold
 
     def drop_holds(self, lock_ids: Iterable[str]) -> None:
         for lock_id in lock_ids:
-            self.holds.pop(lock_id, None)
+            hold = self.holds.pop(lock_id, None)
+            if hold is not None:
+                self._forget_owned(hold)
+
+    def _forget_owned(self, hold: HoldView) -> None:
+        owned = self._by_owner.get(hold.owner)
+        if owned is not None:
+            owned.pop(hold.lock_id, None)
+            if not owned:
+                del self._by_owner[hold.owner]
 
     def reset(self, state: FeedState) -> None:
         """Start over from the hub's whole state (a new follower, or one that fell behind)."""
-        self.holds = {hold.lock_id: hold for hold in state.holds} if self._track_holds else {}
+        self.holds, self._by_owner = {}, {}
+        if self._track_holds:
+            self.add_holds(state.holds)
         for availability in state.availability:
             self.note(availability)
 
@@ -61,4 +77,5 @@ class FeedMirror:
         )
 
     def holds_of(self, user_id: int, now: float) -> list[HoldView]:
-        return [h for h in self.holds.values() if h.owner == user_id and h.expires_at > now]
+        owned = self._by_owner.get(user_id, {})
+        return [h for h in owned.values() if h.expires_at > now]

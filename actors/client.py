@@ -194,6 +194,9 @@ class SeatClient:
     def holds_of(self, user_id: int) -> list[HoldView]:
         return self._mirror.holds_of(user_id, time.time())
 
+    def hold_count(self, user_id: int) -> int:
+        return self._mirror.hold_count(user_id)
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)

@@ -76,6 +76,11 @@ class FeedMirror:
             availability=tuple(self.availability.values()), holds=tuple(self.holds.values())
         )
 
+    def hold_count(self, user_id: int) -> int:
+        """How many holds the user has, counting any that expired in the last moments before
+        their actor announced it: O(1), for a check made on every hold request."""
+        return len(self._by_owner.get(user_id, ()))
+
     def holds_of(self, user_id: int, now: float) -> list[HoldView]:
         owned = self._by_owner.get(user_id, {})
         return [h for h in owned.values() if h.expires_at > now]

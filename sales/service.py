@@ -150,7 +150,7 @@ class Sales:
         # Best-effort across categories: each actor knows only its own holds, so this reads the
         # feed mirror; racing requests to several categories at once can pass it together.
         # The exact per-category limit (maxPerUser) is the actor's.
-        if len(self._seats.holds_of(caller.user_id)) >= self._max_live_holds:
+        if self._seats.hold_count(caller.user_id) >= self._max_live_holds:
             raise TooManyHolds(
                 f"You already have {self._max_live_holds} live holds; buy or release some first"
             )

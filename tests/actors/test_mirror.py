@@ -32,6 +32,7 @@ def test_a_users_holds_follow_every_change() -> None:
     mirror.drop_holds(["c"])
     mirror.add_holds([hold("d", 2)])
     assert lock_ids(mirror, 1) == {"b"} and lock_ids(mirror, 2) == {"d"}
+    assert (mirror.hold_count(1), mirror.hold_count(2)) == (1, 1)
 
     # A stale change is not applied at all, its holds included.
     assert not mirror.apply(changed(1, (hold("e", 1),)))
@@ -42,6 +43,8 @@ def test_expired_holds_are_not_a_users_and_a_reset_starts_over() -> None:
     mirror = FeedMirror()
     mirror.add_holds([hold("old", 1, expires_at=NOW - 1), hold("live", 1)])
     assert lock_ids(mirror, 1) == {"live"}
+    # The count is the cheap one: it includes a hold its actor has not yet announced expired.
+    assert mirror.hold_count(1) == 2 and mirror.hold_count(3) == 0
 
     mirror.reset(FeedState(availability=(), holds=(hold("x", 2),)))
     assert lock_ids(mirror, 1) == set() and lock_ids(mirror, 2) == {"x"}

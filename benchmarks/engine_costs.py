@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -219,13 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--categories", type=int, default=10)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=200)
-    args = parser.parse_args(argv)
-    # Ray forwards its workers' and raylet's warnings to this process's stdout: keep stdout for
-    # the JSON alone, so `> costs.json` stays parseable, and send everything else to stderr.
+    return json_to_stdout(measure(parser.parse_args(argv)))
+
+
+def json_to_stdout(measurement: Coroutine[Any, Any, dict[str, Any]]) -> int:
+    """Run `measurement` and print its result as the only thing on stdout.
+
+    Ray forwards its workers' and raylet's warnings to this process's stdout: keep stdout for
+    the JSON alone, so `> costs.json` stays parseable, and send everything else to stderr."""
     sys.stdout.flush()
     results_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    results = asyncio.run(measure(args))
+    results = asyncio.run(measurement)
     with results_out:
         results_out.write(json.dumps(results, indent=2) + "\n")
     return 0

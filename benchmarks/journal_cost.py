@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 import psutil
 
 from actors.remote import start_ray, stop_ray
-from benchmarks.engine_costs import Bench
+from benchmarks.engine_costs import Bench, json_to_stdout
 from persistence.database import create_engine, migrate
 from persistence.embedded import EmbeddedPostgres
 
@@ -131,14 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=256)
-    args = parser.parse_args(argv)
-    sys.stdout.flush()
-    results_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    results = asyncio.run(measure(args))
-    with results_out:
-        results_out.write(json.dumps(results, indent=2) + "\n")
-    return 0
+    return json_to_stdout(measure(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Each buyer opens one socket (`benchmarks.sockets`), joins the sold-out category's waiting list
 with `join-waitlist` and listens. When its `waitlist-offer` arrives it records when, and most
-buyers take the offer with `POST /api/orders/with-lock`; every `decline_every`-th buyer lets it
-expire, so it passes on to the next in line (the expiry half of the churn).
+buyers take the offer with `POST /api/orders/with-lock`. Of every `decline_every` buyers, one
+declines at once with `unlock-tickets` and one lets the offer expire: either way the seat
+passes on to the next in line.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class Heard:
     offers: list[tuple[float, int, str, str, int]] = field(default_factory=list)
     positions: int = 0  # `waitlist-position` messages heard
     bought: int = 0
-    declined: list[str] = field(default_factory=list)  # lockIds of offers left to expire
+    let_expire: list[str] = field(default_factory=list)  # lockIds of offers left to expire
+    # sent epoch, answered epoch, released: each `unlock-tickets` of an offer
+    declined: list[tuple[float, float, bool]] = field(default_factory=list)
     buy_failures: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -91,7 +94,10 @@ async def run(
         async def wait_in_line(index: int, account: Account) -> None:
             user_id, token = account
             answered = asyncio.Event()
-            declines = decline_every > 0 and index % decline_every == decline_every - 1
+            socket = RoomSocket(session, base_url, "/realtime")
+            lets_expire = decline_every > 0 and index % decline_every == decline_every - 1
+            declines = decline_every > 1 and index % decline_every == decline_every // 2 - 1
+            unlocked: list[float] = []  # when this buyer's `unlock-tickets` left
 
             def on_event(event: str, data: Any) -> None:
                 if not isinstance(data, dict):
@@ -103,6 +109,8 @@ async def run(
                     else:
                         heard.failures.append(f"user {user_id}: {data.get('message')}")
                     answered.set()
+                elif event == "unlock-tickets-response" and unlocked:
+                    heard.declined.append((unlocked.pop(), time.time(), bool(data.get("success"))))
                 elif event == "waitlist-position":
                     heard.positions += 1
                     heard.places.append((time.time(), user_id, int(data.get("position", 0))))
@@ -117,15 +125,21 @@ async def run(
                         )
                     )
                     _bump(shared.offers)
-                    if declines:
-                        heard.declined.append(str(data.get("lockId")))
+                    if lets_expire:
+                        heard.let_expire.append(str(data.get("lockId")))
+                    elif declines:
+                        unlocked.append(time.time())
+                        task = asyncio.get_running_loop().create_task(
+                            socket.emit("unlock-tickets", {"lockId": data.get("lockId")})
+                        )
+                        buys.add(task)
+                        task.add_done_callback(buys.discard)
                     else:
                         task = asyncio.get_running_loop().create_task(buy(token, data))
                         buys.add(task)
                         task.add_done_callback(buys.discard)
 
             async with gate:
-                socket = RoomSocket(session, base_url, "/realtime")
                 try:
                     async with asyncio.timeout(45):
                         await socket.connect(token, on_event)
@@ -155,6 +169,7 @@ async def run(
         "offers": heard.offers,
         "position_updates": heard.positions,
         "bought": heard.bought,
+        "let_expire": heard.let_expire,
         "declined": heard.declined,
         "buy_failures": heard.buy_failures,
         "failures": heard.failures,

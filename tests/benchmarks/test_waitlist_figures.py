@@ -32,6 +32,7 @@ def hearings(offers: list[tuple[int, float, float]], **more: Any) -> dict[str, A
         "offers": [
             (T0 + heard, user, f"lock-{user}", stamp(T0 + made), 1) for user, made, heard in offers
         ],
+        "let_expire": [],
         "declined": [],
     }
     extras.update(more)
@@ -39,7 +40,7 @@ def hearings(offers: list[tuple[int, float, float]], **more: Any) -> dict[str, A
 
 
 def freed(*spans: tuple[float, float]) -> list[Freed]:
-    return [Freed("release", T0 + sent, T0 + answered, 200) for sent, answered in spans]
+    return [Freed("cancel", T0 + sent, T0 + answered, 200) for sent, answered in spans]
 
 
 def judge(frees: list[Freed], extras: dict[str, Any], won: int = 0) -> ScenarioResult:
@@ -79,7 +80,7 @@ def test_an_offer_to_a_later_place_first_is_an_inversion() -> None:
 
 def test_rank_is_the_last_place_heard_before_the_first_seat_came_free() -> None:
     # User 3 was told place 1 at its join, then moved back to 3 once racing joins settled;
-    # a move heard after seats came free (an offer shifting the line) does not count.
+    # a move heard after the first offer (an offer shifting the line) does not count.
     frees = freed((1.0, 1.010), (2.0, 2.010), (3.0, 3.010))
     extras = hearings(
         [(1, 1.005, 1.030), (2, 2.005, 2.050), (3, 3.005, 3.040)],
@@ -103,17 +104,32 @@ def test_a_seat_won_by_the_intruder_or_an_offer_to_a_stranger_fails() -> None:
     assert not result.passed
 
 
-def test_a_declined_offer_is_followed_by_one_offer_timed_from_its_expiry() -> None:
+def test_an_offer_left_to_expire_is_followed_by_one_offer_timed_from_its_expiry() -> None:
     # User 1 lets its offer expire at 1.005 + 3 s; the seat goes to user 2, offered at
     # 4.020 (no request freed it), heard at 4.060: 55 ms after the expiry.
     frees = freed((1.0, 1.010))
-    extras = hearings([(1, 1.005, 1.030), (2, 4.020, 4.060)], declined=["lock-1"])
+    extras = hearings([(1, 1.005, 1.030), (2, 4.020, 4.060)], let_expire=["lock-1"])
 
     result = judge(frees, extras)
 
-    after_expiry = row(result, "…after a declined offer expired, p99").values["system"]
+    after_expiry = row(result, "…after an offer expired, p99").values["system"]
     assert after_expiry is not None and abs(after_expiry - 55.0) < 1.5
     assert row(result, "offers received").met is True
+    assert result.passed
+
+
+def test_an_offer_declined_with_unlock_frees_its_seat_for_the_next() -> None:
+    # User 1 declines at 1.100 (answered 1.110); user 2's offer is made inside that span.
+    frees = freed((1.0, 1.010))
+    extras = hearings(
+        [(1, 1.005, 1.030), (2, 1.105, 1.125)], declined=[(T0 + 1.100, T0 + 1.110, True)]
+    )
+
+    result = judge(frees, extras)
+
+    assert row(result, "offers declined (unlock-tickets)").values["system"] == 1.0
+    after_decline = row(result, "…after a cancel or decline, p99").values["system"]
+    assert after_decline is not None and abs(after_decline - 30.0) < 1.0
     assert result.passed
 
 

@@ -76,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--targets",
         default=",".join(defaults.targets),
-        help="comma list of system, ceiling, baseline, baseline_nosync (default: all)",
+        help="comma list of system, bare, ceiling, baseline, baseline_nosync (default: all)",
     )
     for name, kind, text in TUNABLES:
         default = getattr(defaults, name)

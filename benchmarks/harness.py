@@ -56,7 +56,7 @@ def free_port() -> int:
 class BenchOptions:
     scenarios: tuple[str, ...]
     quick: bool = False
-    targets: tuple[str, ...] = ("system", "ceiling", "baseline", "baseline_nosync")
+    targets: tuple[str, ...] = ("system", "bare", "ceiling", "baseline", "baseline_nosync")
     buyers: int = 2000
     seats: int = 500
     flash_concurrency: int = 256
@@ -273,6 +273,7 @@ class Postgres:
 class Targets:
     system: str | None = None
     realtime: str | None = None
+    bare: str | None = None
     ceiling: str | None = None
     baseline: str | None = None
     baseline_nosync: str | None = None
@@ -280,6 +281,7 @@ class Targets:
     def urls(self) -> dict[str, str]:
         pairs = {
             "system": self.system,
+            "bare": self.bare,
             "ceiling": self.ceiling,
             "baseline": self.baseline,
             "baseline_nosync": self.baseline_nosync,
@@ -289,6 +291,7 @@ class Targets:
 
 # The servers besides the system: module, and what differs in their environment.
 REFERENCE_SERVERS: dict[str, tuple[str, dict[str, str]]] = {
+    "bare": ("bare", {}),
     "ceiling": ("ceiling", {}),
     "baseline": ("pg_baseline", {}),
     "baseline_nosync": ("pg_baseline", {"BASELINE_SYNCHRONOUS_COMMIT": "off"}),

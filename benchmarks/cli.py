@@ -30,6 +30,7 @@ QUICK = {
     "rotate_every": 1.5,
     "churn_clients": 16,
     "actor_idle": 3.0,
+    "actor_confirms": 2000,
     "waiters": 100,
     "waitlist_seats": 30,
 }
@@ -49,6 +50,8 @@ TUNABLES: tuple[tuple[str, type, str], ...] = (
     ("rotate_every", float, "many-categories: seconds before the hot set moves on"),
     ("churn_clients", int, "many-categories: concurrent clients"),
     ("procs", int, "load-generator processes"),
+    ("actor_callers", int, "actor-ceiling: caller processes feeding the one actor"),
+    ("actor_confirms", int, "actor-ceiling: holds confirmed into orders"),
     ("waiters", int, "waitlist: buyers waiting on the sold-out category"),
     ("waitlist_seats", int, "waitlist: seats freed by releases and cancels"),
     ("waitlist_churn", float, "waitlist: seats freed per second"),

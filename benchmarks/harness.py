@@ -72,6 +72,8 @@ class BenchOptions:
     churn_clients: int = 32
     procs: int = 2
     lock_ttl: float = 30.0
+    actor_callers: int = 4
+    actor_confirms: int = 20_000
     waiters: int = 1000
     waitlist_seats: int = 200
     waitlist_churn: float = 20.0

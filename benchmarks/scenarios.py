@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -779,6 +781,57 @@ async def many_categories(bench: Bench) -> ScenarioResult:
     return result
 
 
+# -- actor ceiling -------------------------------------------------------------------------------
+
+
+async def actor_ceiling(bench: Bench) -> ScenarioResult:
+    """One category actor fed directly by caller processes (`benchmarks.actor_ceiling`), in a
+    Ray runtime of its own against the bench's PostgreSQL: the bound of one hot category."""
+    o = bench.options
+    result = ScenarioResult("actor-ceiling")
+    await bench.settle()
+    argv = [
+        sys.executable, "-m", "benchmarks.actor_ceiling", "--database-url", bench.database_url,
+        "--seconds", str(o.duration), "--callers", str(o.actor_callers),
+        "--confirms", str(o.actor_confirms),
+    ]  # fmt: skip
+    task = bench.progress.add_task("actor ceiling · holds, then confirms", total=None)
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    bench.progress.remove_task(task)
+    try:
+        figures: dict[str, Any] = json.loads(out)
+    except ValueError:
+        result.passed = False
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        result.notes.append(f"actor ceiling exited with {process.returncode}: {' | '.join(tail)}")
+        return result
+    holds, confirms = figures.get("holds_per_s"), figures.get("confirms_per_s")
+    exact = figures.get("orders_in_ledger") == figures.get("confirms") == o.actor_confirms
+    result.rows = [
+        Row("holds/s, one actor, no HTTP", "1/s", {"system": holds}, "",
+            goal=">= 30,000", met=None if holds is None else holds >= 30_000),
+        Row("confirms/s, one actor, group commit", "1/s", {"system": confirms}, "",
+            goal=">= 5,000", met=None if confirms is None else confirms >= 5_000),
+        Row("hold batch p50", "ms", {"system": figures.get("hold_batch_p50_ms")}, ""),
+        Row("hold batch p99", "ms", {"system": figures.get("hold_batch_p99_ms")}, ""),
+        Row("confirm batch p99", "ms", {"system": figures.get("confirm_batch_p99_ms")}, ""),
+        Row("actor busy while holding (cores)", "", {"system": figures.get("actor_cpu_share")},
+            ""),
+        Row("orders in the ledger = confirms answered", "", {"system": float(exact)}, "",
+            goal="1 (pass)", met=exact),
+    ]  # fmt: skip
+    result.notes.append(
+        f"{figures.get('callers')} caller processes, batches of {figures.get('batch')}, "
+        f"{figures.get('in_flight_per_caller')} in flight each; actor RSS "
+        f"{figures.get('actor_rss_mb')} MB"
+    )
+    result.passed = exact
+    return result
+
+
 async def _hold_and_release(bench: Bench, token: str, event_id: int, category_id: int) -> float:
     """Hold one seat and give it back; returns the hold's latency in ms."""
     body = {"eventId": event_id, "categoryId": category_id, "quantity": 1}
@@ -801,6 +854,7 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[ScenarioResult]]] = {
     "browse": browse,
     "fan-out": fan_out,
     "many-categories": many_categories,
+    "actor-ceiling": actor_ceiling,
 }
 
 # Scenarios of their own module import the helpers above: registered once those exist.

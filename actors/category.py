@@ -81,7 +81,11 @@ class CategoryActor:
         hub = HubHandle(config.namespace, FeedHub)
         self._feed = FeedBatcher(hub.publish, self._state, config.publish_interval_seconds)
         self._journal = HoldJournal(self._append_journal)
-        self._snapshots = Snapshotter(self._save_snapshot, lambda: self._journal.durable_seq)
+        self._snapshots = Snapshotter(
+            self._save_snapshot,
+            lambda: self._journal.durable_seq,
+            interval=config.snapshot_interval_seconds,
+        )
         self._waitlist = WaitlistSweeper(self._delete_waitlist_rows)
         self._housekeeper: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None

@@ -6,6 +6,7 @@ the journal are that): a failed save is retried next time.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from actors.inventory import Hold, Inventory
@@ -14,6 +15,10 @@ from persistence.snapshots import CategorySnapshot
 log = logging.getLogger(__name__)
 
 Save = Callable[[CategorySnapshot], Awaitable[None]]
+# A snapshot's cost grows with the live holds (a hot category: 100,000 and more, megabytes of
+# JSON), and the housekeeper wakes at every expiry: saves are spaced so that they take at
+# most about this share of the actor's time. The hold journal keeps what happens meanwhile.
+MAX_SHARE = 0.1
 
 
 class Snapshotter:
@@ -21,16 +26,28 @@ class Snapshotter:
     snapshot records it, so activation replays only what came after (and the rest is truncated).
     """
 
-    def __init__(self, save: Save, covered: Callable[[], int] = lambda: 0) -> None:
+    def __init__(
+        self,
+        save: Save,
+        covered: Callable[[], int] = lambda: 0,
+        interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._save = save
         self._covered = covered
+        self._interval = interval
+        self._clock = clock
         self._saved_version = -1
+        self._due = -float("inf")  # no save before this (clock time)
 
     async def save_if_changed(self, inventory: Inventory) -> None:
-        if inventory.version != self._saved_version:
+        """Save if the inventory changed since the last save and a save is due: at most once
+        per `interval`, and never more than MAX_SHARE of the time."""
+        if inventory.version != self._saved_version and self._clock() >= self._due:
             await self.save(inventory)
 
     async def save(self, inventory: Inventory) -> None:
+        started = self._clock()
         state = inventory.snapshot()
         covered = self._covered()
         snapshot = CategorySnapshot(
@@ -46,6 +63,8 @@ class Snapshotter:
             log.exception("a snapshot failed; retried at the next tick")
             return
         self._saved_version = state.version
+        took = self._clock() - started
+        self._due = started + max(self._interval, took / MAX_SHARE)
 
 
 def holds_of(snapshot: CategorySnapshot) -> list[Hold]:

@@ -351,7 +351,7 @@ class CategoryActor:
     def _can_passivate(self, desk: Desk) -> bool:
         return (
             self._activity.in_flight == 0
-            and not desk.inventory.holds()
+            and desk.inventory.held == 0  # no live hold (each holds a seat at least)
             and self._waitlist.idle
             and self._commits.idle
             and self._journal.idle

@@ -47,7 +47,7 @@ from actors.remote import HubHandle, Missing, Retired, retire_current_actor, wak
 from actors.replies import RecentReplies
 from actors.snapshotter import Snapshotter
 from actors.waitlist_sweeper import WaitlistSweeper
-from persistence import catalog, hold_journal, ledger, snapshots, waitlist
+from persistence import audit, catalog, hold_journal, ledger, snapshots, waitlist
 from persistence.database import create_engine
 from persistence.errors import CategoryGone, OversellRefused
 from persistence.hold_journal import JournalEntry
@@ -202,6 +202,8 @@ class CategoryActor:
             result = await ledger.cancel_order(
                 conn, command.order_id, only_pending=command.only_pending
             )
+            if result is not None and result[1] and result[0].category_id == self._category_id:
+                await audit.order_cancelled(conn, result[0], command.by)
         if result is None or result[0].category_id != self._category_id:
             return Refused(RefusalReason.ORDER_NOT_FOUND, "Order not found")
         order, changed = result

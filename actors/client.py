@@ -139,8 +139,10 @@ class SeatClient:
         command = Buy(_request_id(draft), draft.user_id, draft, rules)
         return _expect(await self._submit(draft.category_id, command), OrderPlaced)
 
-    async def cancel(self, *, order: OrderRecord, only_pending: bool = False) -> OrderCancelled:
-        command = CancelOrder(new_request_id(), order.id, only_pending)
+    async def cancel(
+        self, *, order: OrderRecord, only_pending: bool = False, by: int | None = None
+    ) -> OrderCancelled:
+        command = CancelOrder(new_request_id(), order.id, only_pending, by)
         return _expect(await self._submit(order.category_id, command), OrderCancelled)
 
     async def activate(self, category_ids: Sequence[int], at_once: int = 8) -> None:

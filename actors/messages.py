@@ -101,6 +101,8 @@ class CancelOrder:
     order_id: int
     # A declined payment: cancel only if the order is still pending (never a completed one).
     only_pending: bool = False
+    # Who asked, for the audit trail written with the cancel; None: the system (a payment).
+    by: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

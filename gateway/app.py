@@ -26,10 +26,11 @@ from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
 from gateway.hotpaths import HotPaths, HotRead, HotRoute
 from gateway.limits import AddressLimit
-from gateway.routes import auth, events, health, orders, tickets, users, waitlist
+from gateway.routes import audit, auth, events, export, health, orders, tickets, users, waitlist
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
 from realtime.server import RealtimeSettings, create_realtime
+from sales.organizer import Organizing
 
 API_PREFIX = "/api"
 STATIC_DIR = Path(realtime.__file__).parent / "static"
@@ -51,7 +52,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     api.state.runtime = runtime
+    api.state.organizing = Organizing(runtime.db, runtime.directory, runtime.sales)
     routers = [module.router for module in (auth, users, tickets, events, waitlist, orders, health)]
+    routers += [audit.router, export.router]
     for router in routers:
         api.include_router(router, prefix=API_PREFIX)
     install_error_handlers(api)

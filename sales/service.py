@@ -367,7 +367,7 @@ class Sales:
         order = await self.visible_order(caller, order_id)
         if order.status is OrderStatus.CANCELLED:
             raise OrderAlreadyCancelled("Order is already cancelled")
-        cancelled = await self._seats.cancel(order=order)
+        cancelled = await self._seats.cancel(order=order, by=caller.user_id)
         await self._seats.notify_user(
             order.user_id, "order-cancelled", order_notice(cancelled.order, CANCELLED_MESSAGE)
         )

@@ -138,9 +138,18 @@ class CategoryActor:
             outcomes[index] = await self._cancel(desk, cancel)
         answered = [outcome for outcome in outcomes if outcome is not None]
         assert len(answered) == len(commands)
+        telling = log.isEnabledFor(logging.INFO)  # off by default in a Ray worker: free
         for command, outcome in zip(commands, answered, strict=True):
             if isinstance(command, PlaceHold | ReleaseHold | CancelOrder):
                 self._replies.remember(command.request_id, outcome)
+            if telling and isinstance(outcome, Refused):
+                log.info(
+                    "category %s refused %s (request %s): %s",
+                    self._category_id,
+                    type(command).__name__,
+                    command.trace or "-",
+                    outcome.reason.value,
+                )
         return answered
 
     # -- orders: durable before anyone hears of them (invariant 4) -----------------------
@@ -161,7 +170,11 @@ class CategoryActor:
                     future.exception()
                 self._give_up("the outcome of an order commit is unknown")
             # Only these orders fail, each back as it was; the rest of the batch stands.
-            log.exception("the ledger refused %d orders", len(decision.writes))
+            log.exception(
+                "the ledger refused %d orders (requests %s)",
+                len(decision.writes),
+                " ".join(write.command.trace or "-" for write in decision.writes),
+            )
             desk.undo(decision)
             for write, future in zip(decision.writes, futures, strict=True):
                 del self._writing[write.lock_id]

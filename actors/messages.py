@@ -62,6 +62,8 @@ class PlaceHold:
     quantity: int
     # The category's rules as the sender's catalogue has them; adopted only if newer.
     rules: SaleRules | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class ReleaseHold:
     owner: int
     lock_id: str | None = None
     quantity: int | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ class ConfirmHold:
     lock_id: str
     draft: OrderDraft
     rules: SaleRules | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,8 @@ class Buy:
     owner: int
     draft: OrderDraft
     rules: SaleRules | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +111,8 @@ class CancelOrder:
     only_pending: bool = False
     # Who asked, for the audit trail written with the cancel; None: the system (a payment).
     by: int | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +125,16 @@ class JoinWaitlist:
     entry_id: int
     quantity: int
     rules: SaleRules | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class LeaveWaitlist:
     request_id: str
     owner: int
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 Command = PlaceHold | ReleaseHold | ConfirmHold | Buy | CancelOrder | JoinWaitlist | LeaveWaitlist

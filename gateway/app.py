@@ -22,14 +22,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import realtime
+from gateway.access import AccessLog
 from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
 from gateway.hotpaths import HotPaths, HotRead, HotRoute
 from gateway.limits import AddressLimit
+from gateway.metrics import METRICS_PATH, MetricsEndpoint, RequestTally, Sources, registry_of
 from gateway.routes import audit, auth, events, export, health, orders, tickets, users, waitlist
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
 from realtime.server import RealtimeSettings, create_realtime
+from realtime.telemetry import SocketTally
 from sales.organizer import Organizing
 
 API_PREFIX = "/api"
@@ -150,6 +153,7 @@ class _ByPrefix:
 
 def create_app(runtime: Runtime) -> socketio.ASGIApp:
     settings = runtime.settings
+    sockets = SocketTally()
     sio = create_realtime(
         runtime.sales,
         runtime.auth,
@@ -162,6 +166,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
             connections_per_user=settings.socket_connections_per_user,
             send_queue_limit=settings.socket_send_queue_limit,
         ),
+        tally=sockets,
     )
     api = AddressLimit(
         HotPaths(
@@ -169,7 +174,21 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         ),
         runtime.limits,
     )
-    return socketio.ASGIApp(sio, other_asgi_app=_ByPrefix(api, create_site()))
+    requests = RequestTally()
+    sources = Sources(
+        requests, runtime.sales.tally, sockets, runtime.limits, lambda: len(sio.eio.sockets)
+    )
+    http = AccessLog(
+        MetricsEndpoint(
+            _ByPrefix(api, create_site()), registry_of(sources), settings.metrics_token
+        ),
+        requests,
+        api_prefix=API_PREFIX,
+        hot_routes=list(hot_routes()),
+        hot_reads=hot_reads(),
+        exact_routes={METRICS_PATH: METRICS_PATH},
+    )
+    return socketio.ASGIApp(sio, other_asgi_app=http)
 
 
 def hot_routes() -> dict[str, HotRoute]:

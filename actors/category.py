@@ -46,6 +46,7 @@ from actors.refusals import RefusalReason
 from actors.remote import HubHandle, Missing, Retired, retire_current_actor, wake_current_actor
 from actors.replies import RecentReplies
 from actors.snapshotter import Snapshotter
+from actors.telemetry import ActorStats
 from actors.waitlist_sweeper import WaitlistSweeper
 from persistence import audit, catalog, hold_journal, ledger, snapshots, waitlist
 from persistence.database import create_engine
@@ -79,6 +80,8 @@ class CategoryActor:
         self._writing: dict[str, asyncio.Future[PlacedOrder]] = {}
         self._commits = GroupCommit(self._write_orders, grouped=config.group_commit)
         hub = HubHandle(config.namespace, FeedHub)
+        self._hub = hub
+        self._stats = ActorStats()
         self._feed = FeedBatcher(hub.publish, self._state, config.publish_interval_seconds)
         self._journal = HoldJournal(self._append_journal)
         self._snapshots = Snapshotter(self._save_snapshot, lambda: self._journal.durable_seq)
@@ -187,8 +190,11 @@ class CategoryActor:
             future.set_result(result)
 
     async def _write_orders(self, items: list[OrderItem]) -> list[PlacedOrder]:
+        started = time.perf_counter()
         async with self._require_db().begin() as conn:
-            return await ledger.insert_orders(conn, items)
+            placed = await ledger.insert_orders(conn, items)
+        self._stats.committed(len(items), time.perf_counter() - started)
+        return placed
 
     async def _replayed_confirm(self, desk: Desk, command: ConfirmHold) -> Outcome:
         """A lock that is gone may have become an order already (a retried call)."""
@@ -248,6 +254,7 @@ class CategoryActor:
                 self._db = create_engine(
                     self._config.database_url, pool_size=self._config.actor_db_pool_size
                 )
+            started = time.perf_counter()
             try:
                 async with self._db.connect() as conn:
                     rebuilt = await rebuild(conn, self._category_id, time.time())
@@ -276,6 +283,7 @@ class CategoryActor:
             desk.on_sale = rebuilt.facts.is_active
             self._journal.durable_seq = rebuilt.journal_seq
             self._desk = desk
+            self._stats.activation_seconds = time.perf_counter() - started
             self._housekeeper = asyncio.create_task(self._housekeep(desk))
             with self._unjournaled_changes():
                 desk.everything_changed()
@@ -336,6 +344,7 @@ class CategoryActor:
                     self._give_up("its hold journal could not be written", raising=False)
                     return
             await self._snapshots.save_if_changed(desk.inventory)
+            await self._report(live=True)
             if time.monotonic() - catalogue_read >= config.catalogue_refresh_seconds:
                 catalogue_read = time.monotonic()
                 await self._refresh_catalogue(desk)
@@ -373,11 +382,22 @@ class CategoryActor:
         """Save, tell the feed, and leave: the next call activates a fresh actor."""
         self._activity.retired = True
         await self._snapshots.save(desk.inventory)
+        await self._report(live=False)
         await self._feed.flush()
         if self._db is not None:
             await self._db.dispose()
         log.info("category %s passivated", self._category_id)
         retire_current_actor()
+
+    async def _report(self, *, live: bool) -> None:
+        """Metrics for the gateways, when due; never a reason to stop housekeeping."""
+        report = self._stats.report(self._category_id, live=live)
+        if report is None:
+            return
+        try:
+            await self._hub.publish([report])
+        except Exception:
+            log.warning("category %s: metrics report not sent", self._category_id)
 
     async def _delete_waitlist_rows(self, entry_ids: list[int]) -> None:
         async with self._require_db().begin() as conn:

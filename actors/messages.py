@@ -227,7 +227,19 @@ class CatalogChanged:
     event_id: int
 
 
-FeedItem = CategoryChanged | UserNotice | CatalogChanged
+@dataclass(frozen=True, slots=True)
+class ActorReport:
+    """What a category actor counted since its last report (`actors.telemetry`): gateways
+    add it to their metrics. `live` is False in the last report before it passivates."""
+
+    category_id: int
+    live: bool
+    activation_seconds: float | None = None  # in its first report only
+    batch_sizes: tuple[float, ...] = ()  # histogram deltas, bounds in actors.telemetry
+    commit_seconds: tuple[float, ...] = ()
+
+
+FeedItem = CategoryChanged | UserNotice | CatalogChanged | ActorReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,21 @@ class Histograms:
         series[bisect_left(self.bounds, value)] += 1
         series[-1] += value
 
+    def merge(self, key: Hashable, deltas: Sequence[float]) -> None:
+        """Add another process's observations (a series as `take` returned it)."""
+        if len(deltas) != len(self.bounds) + 2:
+            return  # another build's bounds: not comparable
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = [0.0] * (len(self.bounds) + 2)
+        for index, delta in enumerate(deltas):
+            series[index] += delta
+
+    def take(self, key: Hashable) -> tuple[float, ...]:
+        """The series' observations since the last `take`, and forget them."""
+        series = self.series.pop(key, None)
+        return tuple(series) if series is not None else ()
+
     def cumulative(self, key: Hashable) -> tuple[list[tuple[str, float]], float]:
         """Prometheus' buckets `[(le, count of observations <= le), ...]` and the sum."""
         series = self.series[key]

@@ -22,12 +22,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import realtime
+from actors.telemetry import ActorTally
 from gateway.access import AccessLog
 from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
 from gateway.hotpaths import HotPaths, HotRead, HotRoute
 from gateway.limits import AddressLimit
-from gateway.metrics import METRICS_PATH, MetricsEndpoint, RequestTally, Sources, registry_of
+from gateway.metrics import (
+    METRICS_PATH,
+    MetricsEndpoint,
+    RequestTally,
+    Sources,
+    registry_of,
+)
 from gateway.routes import audit, auth, events, export, health, orders, tickets, users, waitlist
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
@@ -175,8 +182,15 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         runtime.limits,
     )
     requests = RequestTally()
+    actors = ActorTally()
+    runtime.seats.subscribe(actors)  # for the life of the runtime, as the realtime publisher
     sources = Sources(
-        requests, runtime.sales.tally, sockets, runtime.limits, lambda: len(sio.eio.sockets)
+        requests,
+        runtime.sales.tally,
+        sockets,
+        runtime.limits,
+        lambda: len(sio.eio.sockets),
+        actors,
     )
     http = AccessLog(
         MetricsEndpoint(

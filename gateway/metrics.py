@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actors.tally import Counts, Histograms
+from actors.telemetry import ActorTally
 from gateway.errors import error_response
 from gateway.limits import Limits, is_loopback
 from realtime.telemetry import SocketTally
@@ -56,23 +57,7 @@ class Sources:
     sockets: SocketTally
     limits: Limits
     connected_sockets: Callable[[], int]
-    actors: ActorTallyView | None = None
-
-
-class ActorTallyView:
-    """What the category actors reported through the feed (see `actors.telemetry`)."""
-
-    def __init__(
-        self,
-        live: Callable[[], int],
-        activation: Histograms,
-        batch_size: Histograms,
-        commit_seconds: Histograms,
-    ) -> None:
-        self.live = live
-        self.activation = activation
-        self.batch_size = batch_size
-        self.commit_seconds = commit_seconds
+    actors: ActorTally | None = None
 
 
 def _counter(name: str, doc: str, labels: list[str], counts: Counts) -> CounterMetricFamily:

@@ -174,6 +174,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
             send_queue_limit=settings.socket_send_queue_limit,
         ),
         tally=sockets,
+        organizing=Organizing(runtime.db, runtime.directory, runtime.sales),
     )
     api = AddressLimit(
         HotPaths(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence.models import orders, users
@@ -69,3 +69,21 @@ async def order_rows(
         )
         for row in await conn.execute(statement)
     ]
+
+
+async def completed_per_second(
+    conn: AsyncConnection, event_id: int, *, within_seconds: int
+) -> list[tuple[int, int]]:
+    """(epoch second, orders completed in it) over the last `within_seconds`: what a live
+    dashboard starts its orders-per-minute from."""
+    second = func.floor(func.extract("epoch", orders.c.updated_at)).label("second")
+    statement = (
+        select(second, func.count().label("orders"))
+        .where(
+            orders.c.event_id == event_id,
+            orders.c.status == "completed",
+            orders.c.updated_at > func.now() - func.make_interval(0, 0, 0, 0, 0, 0, within_seconds),
+        )
+        .group_by(second)
+    )
+    return [(int(row.second), int(row.orders)) for row in await conn.execute(statement)]

@@ -20,6 +20,7 @@ import socketio
 from actors.messages import Availability, CategoryChanged, FeedItem, UserNotice
 from actors.mirror import FeedMirror
 from actors.refusals import Refusal
+from realtime.dashboard import SalesDashboard
 from realtime.payloads import (
     NAMESPACE,
     BadPayload,
@@ -42,6 +43,7 @@ from sales.outage import outage_of
 
 if TYPE_CHECKING:
     from actors.messages import HoldsReleased
+    from sales.organizer import Organizing
     from sales.service import Sales
 
 log = logging.getLogger(__name__)
@@ -82,11 +84,11 @@ def create_realtime(
     subscribe: Subscribe,
     settings: RealtimeSettings,
     tally: SocketTally | None = None,
-    extra_events: Mapping[str, Handler] | None = None,
+    organizing: Organizing | None = None,
 ) -> socketio.AsyncServer:
     """The Socket.IO server of one gateway process, already following the change feed.
 
-    `extra_events` are more handlers (the organizer's dashboard), guarded like the others."""
+    With `organizing`, it also serves the organizer's live sales dashboard."""
     sio = socketio.AsyncServer(
         async_mode="asgi",
         cors_allowed_origins=_origin_policy(settings),
@@ -95,7 +97,12 @@ def create_realtime(
     tally = tally or SocketTally()
     publisher = FeedPublisher(SocketRooms(sio, settings.send_queue_limit), tally)
     service = RealtimeService(sio, sales, auth, settings, publisher, tally)
-    service.register(extra_events or {})
+    extra: dict[str, Handler] = {}
+    if organizing is not None:
+        dashboard = SalesDashboard(sio, organizing)
+        extra = dashboard.events()
+        subscribe(dashboard)
+    service.register(extra)
     subscribe(publisher)
     return sio
 

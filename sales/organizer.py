@@ -5,7 +5,7 @@ live sales dashboard. Every adapter (REST routes, the socket) asks here; none de
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +20,7 @@ from sales.identity import Principal
 from sales.service import EVENT_NOT_FOUND, Sales
 
 NOT_THE_ORGANIZER = "Only the organizer who created this event can see this"
+RATE_WINDOW_SECONDS = 60  # a dashboard's "orders per minute"
 EXPORT_PAGE = 500  # rows per query: a page in memory at a time, whatever the event's size
 
 
@@ -35,6 +36,8 @@ class SalesView:
 
     event: EventRecord
     live: dict[int, Availability]
+    # (epoch second, orders completed in it) over the last minute
+    completed: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Organizing:
@@ -88,7 +91,11 @@ class Organizing:
     async def sales_view(self, caller: Principal, event_id: int) -> SalesView:
         event = await self.organized_event(caller, event_id)
         live = await self._sales.availability([category.id for category in event.categories])
-        return SalesView(event, live)
+        async with self._db.connect() as conn:
+            completed = await exports.completed_per_second(
+                conn, event_id, within_seconds=RATE_WINDOW_SECONDS
+            )
+        return SalesView(event, live, completed)
 
     async def event(self, event_id: int) -> EventRecord | None:
         return await self._directory.event(event_id)

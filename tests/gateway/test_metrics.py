@@ -16,8 +16,8 @@ from realtime.telemetry import SocketTally
 from sales.identity import Role
 from sales.tally import SalesTally
 from tests.fixtures.system import LiveSystem
-from tests.realtime.conftest import Sockets
 from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, order_body, poll
+from tests.realtime.conftest import Sockets
 
 RESERVE = "/api/events/tickets/reserve"
 

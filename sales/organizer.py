@@ -72,21 +72,24 @@ class Organizing:
         return AuditPage(entries, entries[-1].id if more else None)
 
     async def export_orders(self, caller: Principal, event_id: int) -> AsyncIterator[ExportRow]:
-        """Checks access now, then yields the event's orders page by page (one connection per
-        page, so a slow reader never holds one between pages)."""
+        """Checks access and reads the first page now, then yields the event's orders page by
+        page (one connection per page, so a slow reader never holds one between pages)."""
         await self.organized_event(caller, event_id)
-        return self._pages(event_id)
+        # The first page now: a database that is down answers 503, not a broken download.
+        async with self._db.connect() as conn:
+            first = await exports.order_rows(conn, event_id, after_id=0, limit=EXPORT_PAGE)
+        return self._pages(event_id, first)
 
-    async def _pages(self, event_id: int) -> AsyncIterator[ExportRow]:
-        after = 0
+    async def _pages(self, event_id: int, rows: list[ExportRow]) -> AsyncIterator[ExportRow]:
         while True:
-            async with self._db.connect() as conn:
-                rows = await exports.order_rows(conn, event_id, after_id=after, limit=EXPORT_PAGE)
             for row in rows:
                 yield row
             if len(rows) < EXPORT_PAGE:
                 return
-            after = rows[-1].order_id
+            async with self._db.connect() as conn:
+                rows = await exports.order_rows(
+                    conn, event_id, after_id=rows[-1].order_id, limit=EXPORT_PAGE
+                )
 
     async def sales_view(self, caller: Principal, event_id: int) -> SalesView:
         event = await self.organized_event(caller, event_id)

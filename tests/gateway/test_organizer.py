@@ -3,8 +3,10 @@ an event's orders; both for the event's organizer only."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -246,3 +248,42 @@ async def test_the_export_streams_page_after_page(
         organizer_module.EXPORT_PAGE = page
     ids = [int(row["orderId"]) for row in csv.DictReader(io.StringIO(response.text))]
     assert len(ids) == 7 and ids == sorted(ids)
+
+
+async def test_a_flood_of_exports_and_audit_reads_is_bounded(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    organizer, buyer = await make_user(Role.ORGANIZER), await make_user()
+    event = (await client.post("/api/events", json=_event(), headers=organizer.headers)).json()
+    event_id = event["idEvent"]
+    body = order_body(event_id, event["ticketCategories"][0]["id"], 1)
+    assert (await client.post("/api/orders", json=body, headers=buyer.headers)).status_code == 201
+
+    exports = await asyncio.gather(
+        *(
+            client.get(f"/api/orders/event/{event_id}/export?format=csv", headers=organizer.headers)
+            for _ in range(12)
+        )
+    )
+    statuses = Counter(response.status_code for response in exports)
+    assert set(statuses) == {200, 429}, statuses
+    assert 1 <= statuses[200] <= 4  # the burst, and perhaps one more token meanwhile
+    for response in exports:
+        if response.status_code == 429:
+            assert_error(response, 429)
+            assert int(response.headers["retry-after"]) >= 1
+        else:
+            assert len(list(csv.DictReader(io.StringIO(response.text)))) == 1
+    # Another organizer's own exports are not held up by this one's flood.
+    other = await make_user(Role.ORGANIZER)
+    theirs = (await client.post("/api/events", json=_event(), headers=other.headers)).json()
+    answer = await client.get(
+        f"/api/orders/event/{theirs['idEvent']}/export?format=csv", headers=other.headers
+    )
+    assert answer.status_code == 200
+
+    reads = await asyncio.gather(
+        *(client.get(f"/api/events/{event_id}/audit", headers=organizer.headers) for _ in range(60))
+    )
+    assert {response.status_code for response in reads} == {200}
+    assert {len(response.json()["items"]) for response in reads} == {1}

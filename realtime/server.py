@@ -20,6 +20,7 @@ import socketio
 from actors.messages import Availability, CategoryChanged, FeedItem, UserNotice
 from actors.mirror import FeedMirror
 from actors.refusals import Refusal
+from actors.trace import REQUEST_ID
 from realtime.dashboard import SalesDashboard
 from realtime.payloads import (
     NAMESPACE,
@@ -368,6 +369,7 @@ class RealtimeService:
 
         async def run(sid: str, data: Any = None, *_extra: Any) -> dict[str, Any] | None:
             self._tally.events.add(event)
+            REQUEST_ID.set(sid)  # this event's own task: what it asks of an actor names the socket
             session = await self._sio.get_session(sid, namespace=NAMESPACE)
             principal = session.get("principal")
             bucket = session.get("bucket")

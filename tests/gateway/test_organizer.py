@@ -287,3 +287,11 @@ async def test_a_flood_of_exports_and_audit_reads_is_bounded(
     )
     assert {response.status_code for response in reads} == {200}
     assert {len(response.json()["items"]) for response in reads} == {1}
+
+
+async def test_the_api_docs_list_both_routes_as_needing_a_token(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/api/openapi.json")).json()["paths"]
+    assert paths["/api/events/{id}/audit"]["get"]["security"] == [{"bearer": []}]
+    export = paths["/api/orders/event/{event_id}/export"]["get"]
+    assert export["security"] == [{"bearer": []}]
+    assert "text/csv" in export["responses"]["200"]["content"]

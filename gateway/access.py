@@ -1,15 +1,14 @@
-"""One line per HTTP request, its request id, and its count and latency for the metrics.
+"""One access line per HTTP request, its request id, and its count and latency for the metrics.
 
 The request id is the client's `X-Request-ID` when it is sane (1 to 64 of `A-Za-z0-9._:-`),
 else one made here; it is echoed in the answer's `X-Request-ID` and carried into the actor
 commands the request causes (`actors.trace`). Lines are plain text, or JSON with
-LOG_FORMAT=json (`gateway.logs`).
+LOG_FORMAT=json, written in batches (`gateway.logs.AccessLines`).
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import re
 import time
@@ -19,12 +18,11 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actors.trace import REQUEST_ID
+from gateway.logs import AccessLines
 from gateway.metrics import RequestTally
 
 if TYPE_CHECKING:
     from gateway.hotpaths import HotRead
-
-access_log = logging.getLogger("boxoffice.access")
 
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 UNMATCHED = "unmatched"
@@ -54,6 +52,7 @@ class AccessLog:
         hot_routes: Sequence[str] = (),
         hot_reads: Sequence[HotRead] = (),
         exact_routes: Mapping[str, str] | None = None,
+        lines: AccessLines | None = None,
     ) -> None:
         self.app = app
         self.tally = tally
@@ -62,6 +61,7 @@ class AccessLog:
         self.hot_reads = tuple(hot_reads)
         self.exact_routes = dict(exact_routes or {})
         self.ids = RequestIds()
+        self.lines = lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,23 +94,8 @@ class AccessLog:
             seconds = time.perf_counter() - started
             route = self.route_of(scope)
             self.tally.observe(route, scope["method"], status, seconds)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %s %d %.1fms",
-                    request_id,
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    seconds * 1000,
-                    extra={
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 3),
-                    },
-                )
+            if self.lines is not None:
+                self.lines.add(request_id, scope["method"], scope["path"], route, status, seconds)
 
     def route_of(self, scope: Scope) -> str:
         """The route's template, never the raw path: labels must stay a bounded set."""

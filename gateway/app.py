@@ -28,6 +28,7 @@ from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
 from gateway.hotpaths import HotPaths, HotRead, HotRoute
 from gateway.limits import AddressLimit
+from gateway.logs import AccessLines
 from gateway.metrics import (
     METRICS_PATH,
     MetricsEndpoint,
@@ -202,6 +203,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         hot_routes=list(hot_routes()),
         hot_reads=hot_reads(),
         exact_routes={METRICS_PATH: METRICS_PATH},
+        lines=AccessLines.if_enabled(settings.log_format),
     )
     return socketio.ASGIApp(sio, other_asgi_app=http)
 
@@ -219,3 +221,6 @@ def hot_reads() -> list[HotRead]:
 async def close_app(app: socketio.ASGIApp) -> None:
     """End Socket.IO's background work once the servers have stopped taking connections."""
     await app.engineio_server.shutdown()
+    http = app.other_asgi_app
+    if isinstance(http, AccessLog) and http.lines is not None:
+        http.lines.flush()  # the last requests' lines

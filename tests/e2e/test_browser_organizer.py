@@ -130,6 +130,20 @@ async def test_organizer_creates_watches_exports_and_cancels(
             await expect(audit).to_have_count(1, timeout=WAIT_MS)
             toast = shop.locator('[data-testid="toast"][data-source="order-cancelled"]')
             await expect(toast).to_be_visible(timeout=WAIT_MS)
+
+            # Editing from the page: a new name and a sales close, both in the trail.
+            closes = (datetime.now() + timedelta(hours=10)).strftime("%Y-%m-%dT%H:%M")
+            await board.get_by_test_id("edit-event").click()
+            await expect(board.get_by_test_id("f-name")).to_have_value(name)
+            await board.get_by_test_id("f-name").fill(f"{name} (moved)")
+            await board.get_by_test_id("f-end").fill(closes)
+            await board.get_by_test_id("save-event").click()
+            await expect(board.get_by_test_id("dash-title")).to_have_text(
+                f"{name} (moved)", timeout=WAIT_MS
+            )
+            for action in ("event.updated", "event.sales_window_changed", "event.created"):
+                entry = board.get_by_test_id("audit-list").locator(f'[data-action="{action}"]')
+                await expect(entry).to_have_count(1, timeout=WAIT_MS)
         finally:
             await browser.close()
 

@@ -15,6 +15,7 @@ the last snapshot and the journal, and the callers' retries carry the same reque
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from actors.feed_batcher import FeedBatcher
 from actors.group_commit import GroupCommit, OrderItem
 from actors.journal import HoldJournal
 from actors.messages import (
+    ActorReport,
     Availability,
     CancelOrder,
     Command,
@@ -57,6 +59,8 @@ from persistence.snapshots import CategorySnapshot
 
 log = logging.getLogger(__name__)
 
+REPORT_TIMEOUT_SECONDS = 1.0  # the last metrics report before passivating
+
 
 class CategoryActor:
     def __init__(
@@ -82,6 +86,7 @@ class CategoryActor:
         hub = HubHandle(config.namespace, FeedHub)
         self._hub = hub
         self._stats = ActorStats()
+        self._reporting: asyncio.Task[None] | None = None
         self._feed = FeedBatcher(hub.publish, self._state, config.publish_interval_seconds)
         self._journal = HoldJournal(self._append_journal)
         self._snapshots = Snapshotter(self._save_snapshot, lambda: self._journal.durable_seq)
@@ -344,7 +349,7 @@ class CategoryActor:
                     self._give_up("its hold journal could not be written", raising=False)
                     return
             await self._snapshots.save_if_changed(desk.inventory)
-            await self._report(live=True)
+            self._report()
             if time.monotonic() - catalogue_read >= config.catalogue_refresh_seconds:
                 catalogue_read = time.monotonic()
                 await self._refresh_catalogue(desk)
@@ -382,18 +387,29 @@ class CategoryActor:
         """Save, tell the feed, and leave: the next call activates a fresh actor."""
         self._activity.retired = True
         await self._snapshots.save(desk.inventory)
-        await self._report(live=False)
+        await self._last_report()
         await self._feed.flush()
         if self._db is not None:
             await self._db.dispose()
         log.info("category %s passivated", self._category_id)
         retire_current_actor()
 
-    async def _report(self, *, live: bool) -> None:
-        """Metrics for the gateways, when due; never a reason to stop housekeeping."""
-        report = self._stats.report(self._category_id, live=live)
-        if report is None:
+    def _report(self) -> None:
+        """Metrics for the gateways, when due: sent beside housekeeping, never awaited by it
+        (expiries must not wait on the feed), one at a time."""
+        if self._reporting is not None and not self._reporting.done():
             return
+        report = self._stats.report(self._category_id)
+        if report is not None:
+            self._reporting = asyncio.create_task(self._send_report(report))
+
+    async def _last_report(self) -> None:
+        report = self._stats.report(self._category_id, live=False)
+        if report is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._send_report(report), REPORT_TIMEOUT_SECONDS)
+
+    async def _send_report(self, report: ActorReport) -> None:
         try:
             await self._hub.publish([report])
         except Exception:

@@ -15,6 +15,7 @@ the last snapshot and the journal, and the callers' retries carry the same reque
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from actors.feed_batcher import FeedBatcher
 from actors.group_commit import GroupCommit, OrderItem
 from actors.journal import HoldJournal
 from actors.messages import (
+    ActorReport,
     Availability,
     CancelOrder,
     Command,
@@ -46,8 +48,9 @@ from actors.refusals import RefusalReason
 from actors.remote import HubHandle, Missing, Retired, retire_current_actor, wake_current_actor
 from actors.replies import RecentReplies
 from actors.snapshotter import Snapshotter
+from actors.telemetry import ActorStats
 from actors.waitlist_sweeper import WaitlistSweeper
-from persistence import catalog, hold_journal, ledger, snapshots, waitlist
+from persistence import audit, catalog, hold_journal, ledger, snapshots, waitlist
 from persistence.database import create_engine
 from persistence.errors import CategoryGone, OversellRefused
 from persistence.hold_journal import JournalEntry
@@ -55,6 +58,8 @@ from persistence.records import OrderStatus, PlacedOrder
 from persistence.snapshots import CategorySnapshot
 
 log = logging.getLogger(__name__)
+
+REPORT_TIMEOUT_SECONDS = 1.0  # the last metrics report before passivating
 
 
 class CategoryActor:
@@ -79,6 +84,9 @@ class CategoryActor:
         self._writing: dict[str, asyncio.Future[PlacedOrder]] = {}
         self._commits = GroupCommit(self._write_orders, grouped=config.group_commit)
         hub = HubHandle(config.namespace, FeedHub)
+        self._hub = hub
+        self._stats = ActorStats()
+        self._reporting: asyncio.Task[None] | None = None
         self._feed = FeedBatcher(hub.publish, self._state, config.publish_interval_seconds)
         self._journal = HoldJournal(self._append_journal)
         self._snapshots = Snapshotter(
@@ -142,9 +150,18 @@ class CategoryActor:
             outcomes[index] = await self._cancel(desk, cancel)
         answered = [outcome for outcome in outcomes if outcome is not None]
         assert len(answered) == len(commands)
+        telling = log.isEnabledFor(logging.INFO)  # off by default in a Ray worker: free
         for command, outcome in zip(commands, answered, strict=True):
             if isinstance(command, PlaceHold | ReleaseHold | CancelOrder):
                 self._replies.remember(command.request_id, outcome)
+            if telling and isinstance(outcome, Refused):
+                log.info(
+                    "category %s refused %s (request %s): %s",
+                    self._category_id,
+                    type(command).__name__,
+                    command.trace or "-",
+                    outcome.reason.value,
+                )
         return answered
 
     # -- orders: durable before anyone hears of them (invariant 4) -----------------------
@@ -165,7 +182,11 @@ class CategoryActor:
                     future.exception()
                 self._give_up("the outcome of an order commit is unknown")
             # Only these orders fail, each back as it was; the rest of the batch stands.
-            log.exception("the ledger refused %d orders", len(decision.writes))
+            log.exception(
+                "the ledger refused %d orders (requests %s)",
+                len(decision.writes),
+                " ".join(write.command.trace or "-" for write in decision.writes),
+            )
             desk.undo(decision)
             for write, future in zip(decision.writes, futures, strict=True):
                 del self._writing[write.lock_id]
@@ -178,8 +199,11 @@ class CategoryActor:
             future.set_result(result)
 
     async def _write_orders(self, items: list[OrderItem]) -> list[PlacedOrder]:
+        started = time.perf_counter()
         async with self._require_db().begin() as conn:
-            return await ledger.insert_orders(conn, items)
+            placed = await ledger.insert_orders(conn, items)
+        self._stats.committed(len(items), time.perf_counter() - started)
+        return placed
 
     async def _replayed_confirm(self, desk: Desk, command: ConfirmHold) -> Outcome:
         """A lock that is gone may have become an order already (a retried call)."""
@@ -206,6 +230,8 @@ class CategoryActor:
             result = await ledger.cancel_order(
                 conn, command.order_id, only_pending=command.only_pending
             )
+            if result is not None and result[1] and result[0].category_id == self._category_id:
+                await audit.order_cancelled(conn, result[0], command.by)
         if result is None or result[0].category_id != self._category_id:
             return Refused(RefusalReason.ORDER_NOT_FOUND, "Order not found")
         order, changed = result
@@ -237,6 +263,7 @@ class CategoryActor:
                 self._db = create_engine(
                     self._config.database_url, pool_size=self._config.actor_db_pool_size
                 )
+            started = time.perf_counter()
             try:
                 async with self._db.connect() as conn:
                     rebuilt = await rebuild(conn, self._category_id, time.time())
@@ -265,6 +292,7 @@ class CategoryActor:
             desk.on_sale = rebuilt.facts.is_active
             self._journal.durable_seq = rebuilt.journal_seq
             self._desk = desk
+            self._stats.activation_seconds = time.perf_counter() - started
             self._housekeeper = asyncio.create_task(self._housekeep(desk))
             with self._unjournaled_changes():
                 desk.everything_changed()
@@ -325,6 +353,7 @@ class CategoryActor:
                     self._give_up("its hold journal could not be written", raising=False)
                     return
             await self._snapshots.save_if_changed(desk.inventory)
+            self._report()
             if time.monotonic() - catalogue_read >= config.catalogue_refresh_seconds:
                 catalogue_read = time.monotonic()
                 await self._refresh_catalogue(desk)
@@ -362,11 +391,33 @@ class CategoryActor:
         """Save, tell the feed, and leave: the next call activates a fresh actor."""
         self._activity.retired = True
         await self._snapshots.save(desk.inventory)
+        await self._last_report()
         await self._feed.flush()
         if self._db is not None:
             await self._db.dispose()
         log.info("category %s passivated", self._category_id)
         retire_current_actor()
+
+    def _report(self) -> None:
+        """Metrics for the gateways, when due: sent beside housekeeping, never awaited by it
+        (expiries must not wait on the feed), one at a time."""
+        if self._reporting is not None and not self._reporting.done():
+            return
+        report = self._stats.report(self._category_id)
+        if report is not None:
+            self._reporting = asyncio.create_task(self._send_report(report))
+
+    async def _last_report(self) -> None:
+        report = self._stats.report(self._category_id, live=False)
+        if report is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._send_report(report), REPORT_TIMEOUT_SECONDS)
+
+    async def _send_report(self, report: ActorReport) -> None:
+        try:
+            await self._hub.publish([report])
+        except Exception:
+            log.warning("category %s: metrics report not sent", self._category_id)
 
     async def _delete_waitlist_rows(self, entry_ids: list[int]) -> None:
         async with self._require_db().begin() as conn:

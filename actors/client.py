@@ -49,6 +49,7 @@ from actors.messages import (
 from actors.mirror import FeedMirror
 from actors.refusals import HoldNotFound, Refusal, RefusalReason
 from actors.remote import CategoryHandles, HubHandle, Missing
+from actors.trace import REQUEST_ID
 from persistence import catalog
 from persistence.records import OrderDraft, OrderRecord
 
@@ -95,7 +96,9 @@ class SeatClient:
         quantity: int,
         rules: SaleRules | None = None,
     ) -> HoldPlaced:
-        command = PlaceHold(new_request_id(), user_id, event_id, quantity, rules)
+        command = PlaceHold(
+            new_request_id(), user_id, event_id, quantity, rules, trace=REQUEST_ID.get()
+        )
         return _expect(await self._submit(category_id, command), HoldPlaced)
 
     async def join_waitlist(
@@ -108,11 +111,19 @@ class SeatClient:
         quantity: int,
         rules: SaleRules | None = None,
     ) -> WaitlistJoined:
-        command = JoinWaitlist(new_request_id(), user_id, event_id, entry_id, quantity, rules)
+        command = JoinWaitlist(
+            new_request_id(),
+            user_id,
+            event_id,
+            entry_id,
+            quantity,
+            rules,
+            trace=REQUEST_ID.get(),
+        )
         return _expect(await self._submit(category_id, command), WaitlistJoined)
 
     async def leave_waitlist(self, *, user_id: int, category_id: int) -> WaitlistLeft:
-        command = LeaveWaitlist(new_request_id(), user_id)
+        command = LeaveWaitlist(new_request_id(), user_id, trace=REQUEST_ID.get())
         return _expect(await self._submit(category_id, command), WaitlistLeft)
 
     async def release(
@@ -123,7 +134,9 @@ class SeatClient:
         lock_id: str | None = None,
         quantity: int | None = None,
     ) -> HoldsReleased:
-        command = ReleaseHold(new_request_id(), user_id, lock_id=lock_id, quantity=quantity)
+        command = ReleaseHold(
+            new_request_id(), user_id, lock_id=lock_id, quantity=quantity, trace=REQUEST_ID.get()
+        )
         return _expect(await self._submit(category_id, command), HoldsReleased)
 
     async def confirm(
@@ -132,15 +145,19 @@ class SeatClient:
         # The lock id names its category: one of another category is not in this actor.
         if category_of_lock(lock_id) != draft.category_id:
             raise HoldNotFound("Lock not found for this category")
-        command = ConfirmHold(_request_id(draft), draft.user_id, lock_id, draft, rules)
+        command = ConfirmHold(
+            _request_id(draft), draft.user_id, lock_id, draft, rules, trace=REQUEST_ID.get()
+        )
         return _expect(await self._submit(draft.category_id, command), OrderPlaced)
 
     async def buy(self, *, draft: OrderDraft, rules: SaleRules | None = None) -> OrderPlaced:
-        command = Buy(_request_id(draft), draft.user_id, draft, rules)
+        command = Buy(_request_id(draft), draft.user_id, draft, rules, trace=REQUEST_ID.get())
         return _expect(await self._submit(draft.category_id, command), OrderPlaced)
 
-    async def cancel(self, *, order: OrderRecord, only_pending: bool = False) -> OrderCancelled:
-        command = CancelOrder(new_request_id(), order.id, only_pending)
+    async def cancel(
+        self, *, order: OrderRecord, only_pending: bool = False, by: int | None = None
+    ) -> OrderCancelled:
+        command = CancelOrder(new_request_id(), order.id, only_pending, by, trace=REQUEST_ID.get())
         return _expect(await self._submit(order.category_id, command), OrderCancelled)
 
     async def activate(self, category_ids: Sequence[int], at_once: int = 8) -> None:

@@ -62,6 +62,8 @@ class PlaceHold:
     quantity: int
     # The category's rules as the sender's catalogue has them; adopted only if newer.
     rules: SaleRules | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class ReleaseHold:
     owner: int
     lock_id: str | None = None
     quantity: int | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ class ConfirmHold:
     lock_id: str
     draft: OrderDraft
     rules: SaleRules | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,8 @@ class Buy:
     owner: int
     draft: OrderDraft
     rules: SaleRules | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,10 @@ class CancelOrder:
     order_id: int
     # A declined payment: cancel only if the order is still pending (never a completed one).
     only_pending: bool = False
+    # Who asked, for the audit trail written with the cancel; None: the system (a payment).
+    by: int | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +125,16 @@ class JoinWaitlist:
     entry_id: int
     quantity: int
     rules: SaleRules | None = None
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class LeaveWaitlist:
     request_id: str
     owner: int
+    # The id of the request that caused it (`actors.trace`), named in the actor's logs.
+    trace: str = ""
 
 
 Command = PlaceHold | ReleaseHold | ConfirmHold | Buy | CancelOrder | JoinWaitlist | LeaveWaitlist
@@ -211,7 +227,19 @@ class CatalogChanged:
     event_id: int
 
 
-FeedItem = CategoryChanged | UserNotice | CatalogChanged
+@dataclass(frozen=True, slots=True)
+class ActorReport:
+    """What a category actor counted since its last report (`actors.telemetry`): gateways
+    add it to their metrics. `live` is False in the last report before it passivates."""
+
+    category_id: int
+    live: bool
+    activation_seconds: float | None = None  # in its first report only
+    batch_sizes: tuple[float, ...] = ()  # histogram deltas, bounds in actors.telemetry
+    commit_seconds: tuple[float, ...] = ()
+
+
+FeedItem = CategoryChanged | UserNotice | CatalogChanged | ActorReport
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ class RefusalReason(StrEnum):
     SEATS_AVAILABLE = "seats_available"
     ALREADY_WAITING = "already_waiting"
     NOT_WAITING = "not_waiting"
+    NOT_THE_ORGANIZER = "not_the_organizer"
     # Not the category's decision: the ledger could not be written. Nothing changed.
     LEDGER_UNAVAILABLE = "ledger_unavailable"
 
@@ -161,3 +162,9 @@ class BadSalesWindow(Refusal):
     """A sales window whose end is not after its start."""
 
     reason = RefusalReason.BAD_SALES_WINDOW
+
+
+class NotTheOrganizer(Refusal):
+    """Only the organizer who created the event sees its audit trail, export and dashboard."""
+
+    reason = RefusalReason.NOT_THE_ORGANIZER

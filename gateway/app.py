@@ -22,14 +22,26 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import realtime
+from actors.telemetry import ActorTally
+from gateway.access import AccessLog
 from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
 from gateway.hotpaths import HotPaths, HotRead, HotRoute
 from gateway.limits import AddressLimit
-from gateway.routes import auth, events, health, orders, tickets, users, waitlist
+from gateway.logs import AccessLines
+from gateway.metrics import (
+    METRICS_PATH,
+    MetricsEndpoint,
+    RequestTally,
+    Sources,
+    registry_of,
+)
+from gateway.routes import audit, auth, events, export, health, orders, tickets, users, waitlist
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
 from realtime.server import RealtimeSettings, create_realtime
+from realtime.telemetry import SocketTally
+from sales.organizer import Organizing
 
 API_PREFIX = "/api"
 STATIC_DIR = Path(realtime.__file__).parent / "static"
@@ -51,7 +63,9 @@ def create_api(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     api.state.runtime = runtime
+    api.state.organizing = Organizing(runtime.db, runtime.directory, runtime.sales)
     routers = [module.router for module in (auth, users, tickets, events, waitlist, orders, health)]
+    routers += [audit.router, export.router]
     for router in routers:
         api.include_router(router, prefix=API_PREFIX)
     install_error_handlers(api)
@@ -147,6 +161,7 @@ class _ByPrefix:
 
 def create_app(runtime: Runtime) -> socketio.ASGIApp:
     settings = runtime.settings
+    sockets = SocketTally()
     sio = create_realtime(
         runtime.sales,
         runtime.auth,
@@ -159,6 +174,8 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
             connections_per_user=settings.socket_connections_per_user,
             send_queue_limit=settings.socket_send_queue_limit,
         ),
+        tally=sockets,
+        organizing=Organizing(runtime.db, runtime.directory, runtime.sales),
     )
     api = AddressLimit(
         HotPaths(
@@ -166,7 +183,29 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         ),
         runtime.limits,
     )
-    return socketio.ASGIApp(sio, other_asgi_app=_ByPrefix(api, create_site()))
+    requests = RequestTally()
+    actors = ActorTally()
+    runtime.seats.subscribe(actors)  # for the life of the runtime, as the realtime publisher
+    sources = Sources(
+        requests,
+        runtime.sales.tally,
+        sockets,
+        runtime.limits,
+        lambda: len(sio.eio.sockets),
+        actors,
+    )
+    http = AccessLog(
+        MetricsEndpoint(
+            _ByPrefix(api, create_site()), registry_of(sources), settings.metrics_token
+        ),
+        requests,
+        api_prefix=API_PREFIX,
+        hot_routes=list(hot_routes()),
+        hot_reads=hot_reads(),
+        exact_routes={METRICS_PATH: METRICS_PATH},
+        lines=AccessLines.if_enabled(settings.log_format),
+    )
+    return socketio.ASGIApp(sio, other_asgi_app=http)
 
 
 def hot_routes() -> dict[str, HotRoute]:
@@ -182,3 +221,6 @@ def hot_reads() -> list[HotRead]:
 async def close_app(app: socketio.ASGIApp) -> None:
     """End Socket.IO's background work once the servers have stopped taking connections."""
     await app.engineio_server.shutdown()
+    http = app.other_asgi_app
+    if isinstance(http, AccessLog) and http.lines is not None:
+        http.lines.flush()  # the last requests' lines

@@ -20,6 +20,7 @@ import uvicorn
 
 from gateway.config import Settings
 from gateway.deadlines import http_protocol, websocket_protocol
+from gateway.logs import configure_logging
 
 log = logging.getLogger("boxoffice")
 
@@ -173,9 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="run the whole system (configured from the environment)")
     commands.add_parser("bench", help="run the load-test harness (see `boxoffice bench -h`)")
     parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings()
+    configure_logging(settings.log_format)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(settings))

@@ -10,7 +10,7 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     rate_limit_keys: int = Field(default=100_000, ge=1)
     auth_attempts_per_minute_per_address: int = Field(default=30, ge=1)
     auth_attempts_per_minute_per_username: int = Field(default=10, ge=1)
+
+    # /metrics: with a token, only `Authorization: Bearer <METRICS_TOKEN>`; without, loopback only.
+    metrics_token: str | None = Field(default=None, min_length=16)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -32,7 +32,7 @@ class KeyedLimiter:
     and a flood of new keys (addresses, usernames) cannot grow memory.
     """
 
-    __slots__ = ("_buckets", "_burst", "_capacity", "_clock", "_rate")
+    __slots__ = ("_buckets", "_burst", "_capacity", "_clock", "_rate", "refused")
 
     def __init__(
         self,
@@ -49,6 +49,7 @@ class KeyedLimiter:
         self._capacity = capacity
         self._clock = clock
         self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
+        self.refused = 0  # requests this limiter turned away, for the metrics
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -65,6 +66,7 @@ class KeyedLimiter:
             self._buckets.move_to_end(key)
         if bucket.take(now):
             return 0
+        self.refused += 1
         return max(1, math.ceil(bucket.wait()))
 
 

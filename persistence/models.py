@@ -179,3 +179,18 @@ hold_journal = Table(
     Column("entries", JSON, nullable=False),
     PrimaryKeyConstraint("category_id", "seq"),
 )
+
+# Who changed what (migration 0004): written in the same transaction as the change it records.
+# No foreign key to events: the trail of a deleted event outlives it.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("event_id", Integer, nullable=False),
+    # The user who made the change; NULL when the system did (a declined payment).
+    Column("actor_id", Integer, nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _timestamp("created_at"),
+    Index(None, "event_id", "id"),
+)

@@ -10,7 +10,7 @@ import math
 import time
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,6 +21,8 @@ import socketio
 from actors.messages import Availability, CategoryChanged, FeedItem, UserNotice
 from actors.mirror import FeedMirror
 from actors.refusals import Refusal
+from actors.trace import REQUEST_ID
+from realtime.dashboard import SalesDashboard
 from realtime.payloads import (
     NAMESPACE,
     BadPayload,
@@ -37,11 +39,13 @@ from realtime.payloads import (
     waitlist_position,
 )
 from realtime.ratelimit import TokenBucket
+from realtime.telemetry import SocketTally
 from sales.identity import Authenticator, InvalidToken, Principal
 from sales.outage import outage_of
 
 if TYPE_CHECKING:
     from actors.messages import HoldsReleased
+    from sales.organizer import Organizing
     from sales.service import Sales
 
 log = logging.getLogger(__name__)
@@ -78,17 +82,30 @@ def user_room(user_id: int) -> str:
 
 
 def create_realtime(
-    sales: Sales, auth: Authenticator, subscribe: Subscribe, settings: RealtimeSettings
+    sales: Sales,
+    auth: Authenticator,
+    subscribe: Subscribe,
+    settings: RealtimeSettings,
+    tally: SocketTally | None = None,
+    organizing: Organizing | None = None,
 ) -> socketio.AsyncServer:
-    """The Socket.IO server of one gateway process, already following the change feed."""
+    """The Socket.IO server of one gateway process, already following the change feed.
+
+    With `organizing`, it also serves the organizer's live sales dashboard."""
     sio = socketio.AsyncServer(
         async_mode="asgi",
         cors_allowed_origins=_origin_policy(settings),
         max_http_buffer_size=settings.max_payload_bytes,
     )
-    publisher = FeedPublisher(SocketRooms(sio, settings.send_queue_limit))
-    service = RealtimeService(sio, sales, auth, settings, publisher)
-    service.register()
+    tally = tally or SocketTally()
+    publisher = FeedPublisher(SocketRooms(sio, settings.send_queue_limit), tally)
+    service = RealtimeService(sio, sales, auth, settings, publisher, tally)
+    extra: dict[str, Handler] = {}
+    if organizing is not None:
+        dashboard = SalesDashboard(sio, organizing)
+        extra = dashboard.events()
+        subscribe(dashboard)
+    service.register(extra)
     subscribe(publisher)
     return sio
 
@@ -169,8 +186,9 @@ class FeedPublisher:
     a room never goes back in time.
     """
 
-    def __init__(self, rooms: Rooms) -> None:
+    def __init__(self, rooms: Rooms, tally: SocketTally | None = None) -> None:
         self._rooms = rooms
+        self._tally = tally or SocketTally()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[int, CategoryChanged] = {}
         self._sent = FeedMirror(track_holds=False)
@@ -218,8 +236,10 @@ class FeedPublisher:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
+        now = time.time()
         for item in pending.values():
             availability = item.availability
+            self._tally.feed_lag.observe(None, now - availability.at)
             try:
                 self._rooms.broadcast(
                     "availability-update",
@@ -308,15 +328,17 @@ class RealtimeService:
         auth: Authenticator,
         settings: RealtimeSettings,
         publisher: FeedPublisher,
+        tally: SocketTally | None = None,
     ) -> None:
         self._sio = sio
+        self._tally = tally or SocketTally()
         self._sales = sales
         self._auth = auth
         self._settings = settings
         self._publisher = publisher
         self._greetings: set[asyncio.Task[None]] = set()
 
-    def register(self) -> None:
+    def register(self, extra_events: Mapping[str, Handler] | None = None) -> None:
         self._sio.on("connect", self.connect, namespace=NAMESPACE)
         self._sio.on("disconnect", self.disconnect, namespace=NAMESPACE)
         routes: dict[str, Handler] = {
@@ -328,6 +350,7 @@ class RealtimeService:
             "heartbeat": self.heartbeat,
             "join-waitlist": self.join_waitlist,
             "leave-waitlist": self.leave_waitlist,
+            **(extra_events or {}),
         }
         for name, handler in routes.items():
             self._sio.on(name, self._guarded(name, handler), namespace=NAMESPACE)
@@ -383,6 +406,8 @@ class RealtimeService:
         """Rate limit, identity, and the last word on unexpected failures, for every event."""
 
         async def run(sid: str, data: Any = None, *_extra: Any) -> dict[str, Any] | None:
+            self._tally.events.add(event)
+            REQUEST_ID.set(sid)  # this event's own task: what it asks of an actor names the socket
             session = await self._sio.get_session(sid, namespace=NAMESPACE)
             principal = session.get("principal")
             bucket = session.get("bucket")
@@ -396,6 +421,7 @@ class RealtimeService:
                 await self._sio.disconnect(sid, namespace=NAMESPACE)
                 return None
             if not bucket.take(time.monotonic()):
+                self._tally.rate_limited += 1
                 await self._emit_to(sid, "error", {"message": RATE_LIMITED})
                 return None
             try:

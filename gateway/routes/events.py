@@ -23,7 +23,7 @@ from gateway.schemas import (
     TicketCategoryOut,
 )
 from gateway.system import Runtime
-from persistence import catalog
+from persistence import audit, catalog
 from persistence.errors import EventHasOrders
 from persistence.records import CategoryDraft, EventDraft, EventRecord
 from sales.identity import Principal
@@ -120,6 +120,7 @@ async def create_event(body: EventIn, organizer: Organizer, runtime: RuntimeDep)
     )
     async with runtime.db.begin() as conn:
         event = await catalog.create_event(conn, draft, organizer.user_id)
+        await audit.event_created(conn, event, organizer.user_id)
     return (await shape_events(runtime, [event]))[0]
 
 
@@ -183,6 +184,8 @@ async def update_event(
     if changes:
         async with runtime.db.begin() as conn:
             updated = await catalog.update_event(conn, id, changes)
+            if updated is not None:
+                await audit.event_updated(conn, event, changes, organizer.user_id)
         if updated is None:
             raise ApiError(404, EVENT_NOT_FOUND)
         await runtime.directory.event_changed(id)
@@ -204,6 +207,8 @@ async def delete_event(id: EventId, organizer: Organizer, runtime: RuntimeDep) -
             # An order committed since the check makes the delete fail (the orders' foreign
             # key), so it is never orphaned.
             deleted = await catalog.delete_event(conn, id)
+            if deleted:
+                await audit.event_deleted(conn, event, organizer.user_id)
     except EventHasOrders:
         raise has_orders from None
     if not deleted:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from actors.messages import FeedItem, UserNotice
-from persistence import ledger
+from persistence import audit, ledger
+from persistence.audit import AuditAction, AuditEntry
 from persistence.records import OrderRecord, OrderStatus
 from sales.fulfilment import OrderProcessor
 from sales.identity import Role
@@ -69,6 +70,15 @@ async def test_declined_payment_cancels_and_returns_the_seats(
     seats = await live_system.call(runtime.seats.availability([event.categories[0].id]))
     assert seats[event.categories[0].id].available == 4
     assert {(n.event, n.payload["orderId"]) for n in notices} == expected
+
+    # The audit trail has the cancel, made by nobody: the system did it.
+    async def trail() -> list[AuditEntry]:
+        async with runtime.db.connect() as conn:
+            return await audit.trail(conn, event.id, limit=10)
+
+    [entry] = await live_system.call(trail())
+    assert (entry.action, entry.actor_id) == (AuditAction.ORDER_CANCELLED, None)
+    assert entry.details["orderId"] == big.id
 
 
 async def test_orders_left_pending_complete_at_the_next_start(

@@ -12,8 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from psycopg.errors import CheckViolation
-from sqlalchemy import Integer, column, func, or_, select, update, values
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Integer, bindparam, column, func, or_, select, update, values
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,6 +42,27 @@ def _record(row: Any) -> OrderRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+# The columns an order is written with, and the INSERT that takes a whole batch as one array per
+# column (`unnest`). Its text is the same for any batch size, so PostgreSQL and psycopg parse
+# it once. A VALUES list of 1,000 rows was 14,000 placeholders, re-converted on every group
+# commit: 56% of the actor's time in `_write_orders` went to psycopg splitting that query.
+INSERTED = (
+    "user_id", "event_id", "category_id", "quantity", "unit_price", "total_price", "status",
+    "event_name", "category_name", "notes", "lock_id", "request_key",
+)  # fmt: skip
+_INCOMING = (
+    func.unnest(*(bindparam(name, type_=ARRAY(orders.c[name].type)) for name in INSERTED))
+    .table_valued(*(column(name, orders.c[name].type) for name in INSERTED))
+    .render_derived("incoming")
+)
+INSERT_BATCH = (
+    insert(orders)
+    .from_select(list(INSERTED), select(*(_INCOMING.c[name] for name in INSERTED)))
+    .on_conflict_do_nothing()
+    .returning(*orders.c)
+)
 
 
 def _row_values(draft: OrderDraft, lock_id: str | None) -> dict[str, Any]:
@@ -75,12 +96,12 @@ async def insert_orders(
     if not items:
         return []
     rows = [_row_values(draft, lock_id) for draft, lock_id in items]
-    statement = insert(orders).values(rows).on_conflict_do_nothing().returning(*orders.c)
-    inserted = list(await conn.execute(statement))
+    columns = {name: [row[name] for row in rows] for name in INSERTED}
+    inserted = list(await conn.execute(INSERT_BATCH, columns))
 
     by_lock = {row.lock_id: row for row in inserted if row.lock_id is not None}
     by_key = {row.request_key: row for row in inserted if row.request_key is not None}
-    # Rows without either key never conflict; RETURNING yields them in VALUES order.
+    # Rows without either key never conflict; RETURNING yields them in the arrays' order.
     keyless = iter(row for row in inserted if row.lock_id is None and row.request_key is None)
 
     placed: list[PlacedOrder | None] = []

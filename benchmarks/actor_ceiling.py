@@ -37,7 +37,9 @@ from persistence.records import CategoryDraft, EventDraft, OrderDraft
 class Caller:
     """One caller process: `in_flight` loops, each sending one batch and awaiting its answer."""
 
-    def up(self) -> bool:
+    async def up(self, handle: Any) -> bool:
+        """Connected to the actor: the first call from a process opens its channel."""
+        await handle.ready.remote()
         return True
 
     async def holds(
@@ -183,7 +185,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await engine.activate([confirm_category.id])
         handle = ray.get_actor(category_actor_name(hold_category.id), namespace=config.namespace)
         callers = [Caller.remote() for _ in range(args.callers)]  # type: ignore[attr-defined]
-        await asyncio.gather(*(caller.up.remote() for caller in callers))
+        await asyncio.gather(*(caller.up.remote(handle) for caller in callers))
         start_at = time.time() + 0.5  # every caller process up before the clock starts
         cpu0 = actor.cpu_times() if actor else None
         runs = await asyncio.gather(
@@ -233,6 +235,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             category_name=confirm_category.category_name,
         )
         shares = [holds[i :: args.callers] for i in range(args.callers)]
+        await asyncio.gather(*(caller.up.remote(confirm_handle) for caller in callers))
         start_at = time.time() + 1.0
         runs = await asyncio.gather(
             *(

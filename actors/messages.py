@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.inventory import SaleRules
+from actors.queue import QueueAdmitted, QueueClosed
 from actors.refusals import RefusalReason
 from persistence.records import OrderDraft, OrderRecord
 
@@ -211,7 +212,7 @@ class CatalogChanged:
     event_id: int
 
 
-FeedItem = CategoryChanged | UserNotice | CatalogChanged
+FeedItem = CategoryChanged | UserNotice | CatalogChanged | QueueAdmitted | QueueClosed
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,23 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueAdmitted:
+    """Feed item: one tick's admissions, so every gateway hands its buyers their pass at once."""
+
+    event_id: int
+    users: tuple[int, ...]
+    admitted_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueClosed:
+    """Feed item: the event sold out; nobody still waiting will be admitted."""
+
+    event_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class EntryState:
     """One stored entry, as a restore reads it back."""
 

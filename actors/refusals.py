@@ -33,6 +33,8 @@ class RefusalReason(StrEnum):
     SEATS_AVAILABLE = "seats_available"
     ALREADY_WAITING = "already_waiting"
     NOT_WAITING = "not_waiting"
+    NO_ADMISSION = "no_admission"
+    NO_WAITING_ROOM = "no_waiting_room"
     # Not the category's decision: the ledger could not be written. Nothing changed.
     LEDGER_UNAVAILABLE = "ledger_unavailable"
 
@@ -161,3 +163,16 @@ class BadSalesWindow(Refusal):
     """A sales window whose end is not after its start."""
 
     reason = RefusalReason.BAD_SALES_WINDOW
+
+
+class NoAdmission(Refusal):
+    """The event's waiting room is on and the request carries no valid admission pass of the
+    caller for that event."""
+
+    reason = RefusalReason.NO_ADMISSION
+
+
+class NoWaitingRoom(Refusal):
+    """A queue request for an event without an enabled waiting room."""
+
+    reason = RefusalReason.NO_WAITING_ROOM

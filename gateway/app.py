@@ -26,7 +26,7 @@ from gateway.deps import current_principal
 from gateway.errors import BodySizeLimit, http_error_handler, install_error_handlers
 from gateway.hotpaths import HotPaths, HotRead, HotRoute
 from gateway.limits import AddressLimit
-from gateway.routes import auth, events, health, orders, tickets, users, waitlist
+from gateway.routes import auth, events, health, orders, queue, tickets, users, waitlist
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
 from realtime.server import RealtimeSettings, create_realtime
@@ -51,7 +51,8 @@ def create_api(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     api.state.runtime = runtime
-    routers = [module.router for module in (auth, users, tickets, events, waitlist, orders, health)]
+    modules = (auth, users, tickets, events, waitlist, queue, orders, health)
+    routers = [module.router for module in modules]
     for router in routers:
         api.include_router(router, prefix=API_PREFIX)
     install_error_handlers(api)

@@ -53,6 +53,8 @@ REFUSAL_STATUS: Mapping[RefusalReason, int] = {
     RefusalReason.SEATS_AVAILABLE: 409,
     RefusalReason.ALREADY_WAITING: 409,
     RefusalReason.NOT_WAITING: 404,
+    RefusalReason.NO_ADMISSION: 403,
+    RefusalReason.NO_WAITING_ROOM: 409,
     RefusalReason.LEDGER_UNAVAILABLE: 503,
 }
 # Refusals of a value the client sent: titled as schema validation failures are.

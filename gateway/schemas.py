@@ -408,6 +408,26 @@ class WaitlistOut(CamelOut):
     waiting: int  # everyone on the list
 
 
+# -- waiting room ----------------------------------------------------------------------------
+
+
+class QueueOut(CamelOut):
+    """A buyer's place in an event's queue; the pass once admitted."""
+
+    success: bool
+    message: str
+    event_id: int
+    position: int | None  # 1 is next; null before the opening draw; 0 once admitted
+    ahead: int | None
+    eta_seconds: float | None
+    admitted: bool
+    admission_pass: str | None
+    pass_expires_at: Instant | None
+    opens_at: Instant
+    closed: bool  # sold out: the waiting lists are the way in now
+    waiting: int
+
+
 # -- health ----------------------------------------------------------------------------------
 
 

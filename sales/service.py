@@ -26,6 +26,7 @@ from actors.refusals import (
     CategoryNotFound,
     EventNotFound,
     HoldNotFound,
+    NoAdmission,
     NotOnSale,
     NotWaiting,
     OrderAlreadyCancelled,
@@ -36,6 +37,7 @@ from actors.refusals import (
 )
 from persistence import catalog, ledger, waitlist
 from persistence.records import CategoryRecord, EventRecord, OrderDraft, OrderRecord, OrderStatus
+from sales.admission import JOIN_THE_QUEUE, WaitingRooms
 from sales.directory import Directory
 from sales.fulfilment import CANCELLED_MESSAGE, OrderProcessor, order_notice
 from sales.identity import Principal
@@ -80,6 +82,7 @@ class Sales:
         *,
         max_tickets_per_request: int,
         max_live_holds_per_user: int = 20,
+        waiting_rooms: WaitingRooms | None = None,
     ) -> None:
         self._db = db
         self._seats = seats
@@ -87,6 +90,7 @@ class Sales:
         self._fulfilment = fulfilment
         self._max_tickets = max_tickets_per_request
         self._max_live_holds = max_live_holds_per_user
+        self._rooms = waiting_rooms
 
     # -- what is on sale --------------------------------------------------------------------
 
@@ -133,18 +137,43 @@ class Sales:
     # -- holds ------------------------------------------------------------------------------
 
     async def hold(
-        self, caller: Principal, *, event_id: int, category_id: int, quantity: int
+        self,
+        caller: Principal,
+        *,
+        event_id: int,
+        category_id: int,
+        quantity: int,
+        admission_pass: str | None = None,
     ) -> HoldPlaced:
         self.check_quantity(quantity)
         event, category = await self.on_sale(event_id, category_id)
+        self._check_admission(caller, event, admission_pass)
         self._check_live_holds(caller)
-        return await self._seats.hold(
+        placed = await self._seats.hold(
             user_id=caller.user_id,
             event_id=event_id,
             category_id=category_id,
             quantity=quantity,
             rules=rules_of(event, category),
         )
+        self._note_admitted_buyer(caller, event)
+        return placed
+
+    def _check_admission(
+        self, caller: Principal, event: EventRecord, admission_pass: str | None
+    ) -> None:
+        # An attribute of the event already loaded: an event without a waiting room pays
+        # nothing more.
+        if not event.queued:
+            return
+        if self._rooms is None:
+            raise NoAdmission(JOIN_THE_QUEUE)
+        self._rooms.check(caller, event, admission_pass)
+
+    def _note_admitted_buyer(self, caller: Principal, event: EventRecord) -> None:
+        """An admitted buyer took seats: their pass no longer covers a free one."""
+        if event.queued and self._rooms is not None:
+            self._rooms.note_used(event.id, caller.user_id)
 
     def _check_live_holds(self, caller: Principal) -> None:
         # Best-effort across categories: each actor knows only its own holds, so this reads the
@@ -276,6 +305,7 @@ class Sales:
         notes: str | None,
         request_key: str | None,
         lock_id: str | None = None,
+        admission_pass: str | None = None,
     ) -> OrderRecord:
         """Buy (or confirm the caller's hold `lock_id`); a replayed request key returns the
         first order and never writes a second."""
@@ -285,6 +315,7 @@ class Sales:
                 return existing
         self.check_quantity(quantity)
         event, category = await self.on_sale(event_id, category_id)
+        self._check_admission(caller, event, admission_pass)
         draft = OrderDraft(
             user_id=caller.user_id,
             event_id=event.id,
@@ -309,6 +340,7 @@ class Sales:
                 if existing is not None:
                     return existing
             raise
+        self._note_admitted_buyer(caller, event)
         self._fulfilment.submit(placed.order)
         return placed.order
 

@@ -160,6 +160,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
             connections_per_user=settings.socket_connections_per_user,
             send_queue_limit=settings.socket_send_queue_limit,
         ),
+        runtime.rooms,
     )
     api = AddressLimit(
         HotPaths(

@@ -35,12 +35,14 @@ from realtime.payloads import (
     waitlist_offer,
     waitlist_position,
 )
+from realtime.queue import QueueSockets
 from realtime.ratelimit import TokenBucket
 from sales.identity import Authenticator, InvalidToken, Principal
 from sales.outage import outage_of
 
 if TYPE_CHECKING:
     from actors.messages import HoldsReleased
+    from sales.admission import WaitingRooms
     from sales.service import Sales
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,11 @@ def user_room(user_id: int) -> str:
 
 
 def create_realtime(
-    sales: Sales, auth: Authenticator, subscribe: Subscribe, settings: RealtimeSettings
+    sales: Sales,
+    auth: Authenticator,
+    subscribe: Subscribe,
+    settings: RealtimeSettings,
+    rooms: WaitingRooms | None = None,
 ) -> socketio.AsyncServer:
     """The Socket.IO server of one gateway process, already following the change feed."""
     sio = socketio.AsyncServer(
@@ -84,10 +90,15 @@ def create_realtime(
         cors_allowed_origins=_origin_policy(settings),
         max_http_buffer_size=settings.max_payload_bytes,
     )
-    publisher = FeedPublisher(SocketRooms(sio, settings.send_queue_limit))
+    sockets = SocketRooms(sio, settings.send_queue_limit)
+    publisher = FeedPublisher(sockets)
     service = RealtimeService(sio, sales, auth, settings, publisher)
     service.register()
     subscribe(publisher)
+    if rooms is not None:
+        queues = QueueSockets(sio, rooms, sockets)
+        service.route("join-queue", queues.join_queue)
+        subscribe(queues)
     return sio
 
 
@@ -292,7 +303,11 @@ class RealtimeService:
             "leave-waitlist": self.leave_waitlist,
         }
         for name, handler in routes.items():
-            self._sio.on(name, self._guarded(name, handler), namespace=NAMESPACE)
+            self.route(name, handler)
+
+    def route(self, name: str, handler: Handler) -> None:
+        """`handler` for the socket event `name`, behind the same guard as every event."""
+        self._sio.on(name, self._guarded(name, handler), namespace=NAMESPACE)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -433,6 +448,7 @@ class RealtimeService:
                 event_id=request.event_id,
                 category_id=request.category_id,
                 quantity=request.quantity,
+                admission_pass=request.admission_pass,
             )
         except (BadPayload, Refusal) as exc:
             reply = failure(exc.message)

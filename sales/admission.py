@@ -114,6 +114,11 @@ class WaitingRooms:
         places = await self._queue.places(event_id, user_ids)
         return {place.user_id: self._status(place) for place in places if place is not None}
 
+    async def line(self, event_id: int) -> list[int]:
+        """The event's admission order once drawn (audits, tests, the benchmark)."""
+        await self._queued_event(event_id)
+        return await self._queue.line(event_id)
+
     def pass_of(self, user_id: int, event_id: int, admitted_at: float, expires_at: float) -> str:
         return self._passes.issue(user_id, event_id, admitted_at, expires_at)
 

@@ -11,6 +11,9 @@ import httpx
 from sales.identity import Role
 from tests.fixtures.system import LiveSystem
 from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, order_body, poll
+from tests.gateway.test_hotpaths import FastPath, _both, fast_path
+
+__all__ = ["fast_path"]  # the fast path's spy, a fixture shared with its own tests
 
 JOIN_THE_QUEUE = "Join the queue for this event"
 
@@ -183,3 +186,27 @@ async def test_queue_requests_for_events_without_a_room_or_absurd_ids(
         "/api/events/tickets/reserve", json=body, headers={**buyer.headers, "X-Admission-Pass": "x"}
     )
     assert held.status_code == 201, held.text
+
+
+async def test_the_hot_path_refuses_as_fastapi_does_and_leaves_passes_to_the_route(
+    client: httpx.AsyncClient, make_user: MakeUser, fast_path: FastPath
+) -> None:
+    organizer = await make_user(Role.ORGANIZER)
+    event = await create_queued_event(client, organizer.headers, rate=100)
+    body = order_body(event["idEvent"], event["ticketCategories"][0]["id"])
+    buyer = await make_user()
+    fast, slow = await _both(client, fast_path, buyer.headers, json=body)
+    assert fast_path.took(fast)
+    assert_error(fast, 403)
+    assert fast.json() == slow.json()
+    queue = f"/api/events/{event['idEvent']}/queue"
+    await client.post(queue, headers=buyer.headers)
+
+    async def admitted() -> str | None:
+        place = (await client.get(queue, headers=buyer.headers)).json()
+        return place["admissionPass"] if place["admitted"] else None
+
+    with_pass = fast_path.probe({**buyer.headers, "X-Admission-Pass": await poll(admitted)})
+    held = await client.post("/api/events/tickets/reserve", json=body, headers=with_pass)
+    assert held.status_code == 201, held.text
+    assert not fast_path.took(held)  # the route reads the pass header, not the fast path

@@ -30,6 +30,10 @@ QUICK = {
     "rotate_every": 1.5,
     "churn_clients": 16,
     "actor_idle": 3.0,
+    "queue_buyers": 300,
+    "queue_sockets": 40,
+    "queue_rate": 100,
+    "queue_seats": 100,
 }
 
 
@@ -46,6 +50,10 @@ TUNABLES: tuple[tuple[str, type, str], ...] = (
     ("hot_set", int, "many-categories: hot categories at a time"),
     ("rotate_every", float, "many-categories: seconds before the hot set moves on"),
     ("churn_clients", int, "many-categories: concurrent clients"),
+    ("queue_buyers", int, "waiting-room: buyers who join the queue over REST"),
+    ("queue_sockets", int, "waiting-room: buyers who join and watch over Socket.IO"),
+    ("queue_rate", int, "waiting-room: admitPerSecond"),
+    ("queue_seats", int, "waiting-room: capacity"),
     ("procs", int, "load-generator processes"),
     ("lock_ttl", float, "LOCK_TTL_SECONDS of the bench system"),
     ("actor_idle", float, "ACTOR_IDLE_SECONDS of the bench system"),

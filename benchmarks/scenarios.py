@@ -794,10 +794,19 @@ async def _hold_and_release(bench: Bench, token: str, event_id: int, category_id
     return latency
 
 
+async def waiting_room(bench: Bench) -> ScenarioResult:
+    """Issue 13's on-sale behind a waiting room (benchmarks/waiting_room.py, which builds on
+    this module's rows)."""
+    from benchmarks.waiting_room import waiting_room as run
+
+    return await run(bench)
+
+
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[ScenarioResult]]] = {
     "flash-sale": flash_sale,
     "hot-hold": hot_hold,
     "browse": browse,
     "fan-out": fan_out,
     "many-categories": many_categories,
+    "waiting-room": waiting_room,
 }

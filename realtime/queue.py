@@ -182,6 +182,11 @@ class QueueSockets:
             return
         try:
             statuses = await self._rooms.statuses(event_id, sorted(waiting))
+        except Refusal as exc:
+            # The organizer turned the room off (or deleted the event): nothing to wait for.
+            log.info("queue of event %s gone: %s", event_id, exc.message)
+            self._waiting.pop(event_id, None)
+            return
         except Exception as exc:
             log.warning("queue-status of event %s not read: %s", event_id, exc)
             return

@@ -116,6 +116,7 @@ class WaitingRooms:
 
     async def statuses(self, event_id: int, user_ids: Sequence[int]) -> dict[int, QueueStatus]:
         """Places of many buyers at once (every queued socket of a gateway, each second)."""
+        await self._queued_event(event_id)
         places = await self._queue.places(event_id, user_ids)
         return {place.user_id: self._status(place) for place in places if place is not None}
 

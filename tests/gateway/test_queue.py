@@ -3,6 +3,7 @@ needs while the room is on, and every bad input a clear 4xx that changes nothing
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -165,6 +166,19 @@ async def test_buying_needs_the_callers_own_pass_while_the_room_is_on(
     assert_error(
         await client.get(queue, headers={"Authorization": f"Bearer {admission_pass}"}), 401
     )
+
+
+async def test_a_flood_of_joins_leaves_one_entry(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    organizer = await make_user(Role.ORGANIZER)
+    event = await create_queued_event(client, organizer.headers, rate=10, opens_in=3600)
+    buyer = await make_user()
+    queue = f"/api/events/{event['idEvent']}/queue"
+    answers = await asyncio.gather(*(client.post(queue, headers=buyer.headers) for _ in range(50)))
+    assert {answer.status_code for answer in answers} == {201}
+    assert {answer.json()["waiting"] for answer in answers} == {1}
+    assert (await client.get(queue, headers=buyer.headers)).json()["waiting"] == 1
 
 
 async def test_queue_requests_for_events_without_a_room_or_absurd_ids(

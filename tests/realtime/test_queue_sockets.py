@@ -18,9 +18,9 @@ JOIN_THE_QUEUE = "Join the queue for this event"
 
 
 async def test_queued_sockets_hear_their_place_then_their_pass_on_any_gateway(
-    start_system: Callable[..., Awaitable[LiveSystem]], connect: Connect
+    live_system: LiveSystem, start_system: Callable[..., Awaitable[LiveSystem]], connect: Connect
 ) -> None:
-    a = await start_system()
+    a = live_system
     b = await start_system(ray_namespace=a.settings.ray_namespace)
     event = await create_event(a, await create_user(a, Role.ORGANIZER), (10,))
     event = await open_waiting_room(a, event, rate=1, opens_in=5.0)
@@ -99,7 +99,7 @@ async def test_everyone_still_waiting_hears_queue_closed_at_sell_out(
 ) -> None:
     a = live_system
     event = await create_event(a, await create_user(a, Role.ORGANIZER), (1,))
-    event = await open_waiting_room(a, event, rate=1, opens_in=0.5)
+    event = await open_waiting_room(a, event, rate=5, opens_in=0.5)
     buyers = [await create_user(a) for _ in range(3)]
     sockets = [await connect(a.api, buyer.token) for buyer in buyers]
     for socket in sockets:

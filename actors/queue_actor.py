@@ -56,6 +56,9 @@ class QueueConfig:
     tick_seconds: float = 0.1
     # How often the actor re-reads its event (rate, opening, enabled, categories).
     refresh_seconds: float = 2.0
+    # A queue nobody waits in (none yet, all admitted, or sold out) and nobody has called for
+    # this long retires: everything it knows is in the ledger, and the next call reloads it.
+    idle_seconds: float = 60.0
     db_pool_size: int = 2
     call_retries: int = 30
 
@@ -97,6 +100,7 @@ class QueueActor:
         self._categories: tuple[int, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed_announced = False
+        self._last_call = time.monotonic()
         wake()
 
     # -- calls ----------------------------------------------------------------------------
@@ -104,6 +108,15 @@ class QueueActor:
     async def ready(self) -> int:
         """Load (after a restart, at once); answers how many wait."""
         return (await self._loaded()).waiting
+
+    async def close(self) -> None:
+        """Stop the actor's own work (ticks, feed, refresh) and its connections."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._db is not None:
+            await self._db.dispose()
 
     async def join(self, user_id: int) -> QueuePlace:
         """Put the user in line, stored before this answers; once per user."""
@@ -136,6 +149,7 @@ class QueueActor:
     # -- loading ----------------------------------------------------------------------------
 
     async def _loaded(self) -> WaitingRoom:
+        self._last_call = time.monotonic()
         if self._room is not None:
             return self._room
         if self._loading is None:
@@ -325,6 +339,12 @@ class QueueActor:
             self._retire()
             return
         self._room.reconfigure(settings)
+        room = self._room
+        idle = time.monotonic() - self._last_call
+        if (room.waiting == 0 or room.closed) and idle >= self._config.idle_seconds:
+            log.info("queue of event %s retires: nobody waits", self._event_id)
+            self._retire()
+            return
         self._categories = tuple(c.id for c in event.categories if c.is_active)
         for category_id, (_, total, sold) in totals.items():
             self._ledger_seats[category_id] = (total, sold)

@@ -71,6 +71,7 @@ def queue_config(settings: Settings, database_url: str) -> QueueConfig:
         namespace=settings.ray_namespace,
         pass_seconds=settings.admission_ttl_seconds,
         tick_seconds=settings.queue_tick_seconds,
+        idle_seconds=settings.actor_idle_seconds,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from playwright.async_api import async_playwright, expect
@@ -26,17 +26,18 @@ async def test_the_queue_screen_counts_down_then_lets_the_buyer_in(
     live_system: LiveSystem, make_user: Callable[..., Awaitable[TestUser]]
 ) -> None:
     organizer = await make_user(Role.ORGANIZER)
-    opens = datetime.now(UTC) + timedelta(seconds=8)
+    opens = datetime.now(UTC) + timedelta(hours=1)
+    room: dict[str, Any] = {
+        "enabled": True,
+        "admitPerSecond": 1,
+        "opensAt": opens.isoformat().replace("+00:00", "Z"),
+    }
     body = {
         "eventName": f"Queued {datetime.now(UTC).timestamp()}",
         "eventCategory": "Music",
         "eventDate": "2031-07-15T18:00:00Z",
         "ticketCategories": [{"categoryName": "Floor", "price": 30, "totalSeats": 5}],
-        "waitingRoom": {
-            "enabled": True,
-            "admitPerSecond": 1,
-            "opensAt": opens.isoformat().replace("+00:00", "Z"),
-        },
+        "waitingRoom": room,
     }
     async with httpx.AsyncClient(base_url=live_system.api, timeout=30) as http:
         response = await http.post("/api/events", json=body, headers=organizer.headers)
@@ -61,6 +62,15 @@ async def test_the_queue_screen_counts_down_then_lets_the_buyer_in(
                 "2 in the queue", timeout=WAIT_MS
             )
             await expect(page.get_by_test_id("queue-eta")).to_contain_text("drawn at random")
+            # The organizer opens the sale now.
+            room["opensAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            async with httpx.AsyncClient(base_url=live_system.api, timeout=30) as http:
+                opened = await http.put(
+                    f"/api/events/{event_id}",
+                    json={"waitingRoom": room},
+                    headers=organizer.headers,
+                )
+                assert opened.status_code == 200, opened.text
             # Admitted: straight into the event, the pass goes with the lock and the order.
             await expect(panel).to_be_hidden(timeout=2 * WAIT_MS)
             await expect(page.get_by_test_id("categories")).to_be_visible()

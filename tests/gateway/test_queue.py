@@ -114,7 +114,7 @@ async def test_buying_needs_the_callers_own_pass_while_the_room_is_on(
     client: httpx.AsyncClient, make_user: MakeUser
 ) -> None:
     organizer = await make_user(Role.ORGANIZER)
-    event = await create_queued_event(client, organizer.headers, rate=50, opens_in=3.0)
+    event = await create_queued_event(client, organizer.headers, rate=50, opens_in=3600)
     event_id, category_id = event["idEvent"], event["ticketCategories"][0]["id"]
     alice, bob = await make_user(), await make_user()
     queue = f"/api/events/{event_id}/queue"
@@ -135,6 +135,12 @@ async def test_buying_needs_the_callers_own_pass_while_the_room_is_on(
     assert again.status_code == 201 and again.json() == joined.json()  # one entry per user
     await client.post(queue, headers=bob.headers)
     assert (await client.get(queue, headers=alice.headers)).json()["waiting"] == 2
+    # The organizer opens it now: the queue re-reads its event, draws and admits.
+    opening = {"enabled": True, "admitPerSecond": 50, "opensAt": _iso(datetime.now(UTC))}
+    opened = await client.put(
+        f"/api/events/{event_id}", json={"waitingRoom": opening}, headers=organizer.headers
+    )
+    assert opened.status_code == 200, opened.text
 
     async def admitted() -> dict[str, Any] | None:
         place = (await client.get(queue, headers=alice.headers)).json()

@@ -23,7 +23,7 @@ async def test_queued_sockets_hear_their_place_then_their_pass_on_any_gateway(
     a = live_system
     b = await start_system(ray_namespace=a.settings.ray_namespace)
     event = await create_event(a, await create_user(a, Role.ORGANIZER), (10,))
-    event = await open_waiting_room(a, event, rate=1, opens_in=5.0)
+    event = await open_waiting_room(a, event, rate=1, opens_in=3600)
     category = event.categories[0]
     first, second = await create_user(a), await create_user(a)
     lock = {"eventId": event.id, "categoryId": category.id, "quantity": 1}
@@ -41,7 +41,9 @@ async def test_queued_sockets_hear_their_place_then_their_pass_on_any_gateway(
         assert response.status_code == 201, response.text
 
     # Waiting: queue-status, then drawn places once open; no seat without a pass.
-    status = await first_on_b.next("queue-status")
+    status = await first_on_b.next("queue-status", lambda status: status["waiting"] == 2)
+    assert status["position"] is None and status["admitted"] is False
+    await open_waiting_room(a, event, rate=1, opens_in=0.0)
     assert set(status) >= {"eventId", "position", "ahead", "etaSeconds", "admitted", "waiting"}
     await first_on_b.emit("lock-tickets", lock)
     refused = await first_on_b.next("lock-tickets-response")

@@ -7,6 +7,7 @@ interleave an await between checking seat state and changing it.
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -110,6 +111,15 @@ class Inventory:
         self.version = version
         self._holds: dict[str, Hold] = {}
         self._held = 0
+        # Indexes over `_holds`, kept by `_add`, `_remove` and `_replace` alone. Each owner's
+        # holds and seats held: the per-buyer limit reads them on every hold, and a scan of
+        # every live hold there made a category with `maxPerUser` 0.70x as fast under load.
+        # The expiries as a heap: the housekeeper asks for the next one on every wake, and
+        # a hot category has one due every few milliseconds. An entry whose hold is gone,
+        # changed or being confirmed is stale, and skipped when it reaches the top.
+        self._by_owner: dict[int, dict[str, Hold]] = {}
+        self._held_by: dict[int, int] = {}
+        self._expiries: list[tuple[float, str]] = []
         self.rules = SaleRules()
         self.rehold_cooldown = 0.0
         self._bought: dict[int, int] = {}  # owner -> seats in non-cancelled orders
@@ -144,7 +154,7 @@ class Inventory:
         return self._bought.get(owner, 0)
 
     def held_by(self, owner: int) -> int:
-        return sum(h.quantity for h in self._holds.values() if h.owner == owner)
+        return self._held_by.get(owner, 0)
 
     def get(self, lock_id: str) -> Hold | None:
         return self._holds.get(lock_id)
@@ -159,11 +169,14 @@ class Inventory:
             raise NotYourHold("This lock belongs to another user")
 
     def holds_of(self, owner: int) -> list[Hold]:
-        return [hold for hold in self._holds.values() if hold.owner == owner]
+        return list(self._by_owner.get(owner, {}).values())
 
     def next_expiry(self) -> float | None:
-        pending = [h.expires_at for h in self._holds.values() if not h.confirming]
-        return min(pending, default=None)
+        """When the next hold that can expire does (holds being confirmed cannot)."""
+        heap = self._expiries
+        while heap and not self._expires_as(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     # -- commands ------------------------------------------------------------------------
 
@@ -235,7 +248,7 @@ class Inventory:
         """
         _check_quantity(quantity)
         candidates = sorted(
-            (h for h in self._holds.values() if h.owner == owner and not h.confirming),
+            (h for h in self._by_owner.get(owner, {}).values() if not h.confirming),
             key=lambda h: h.expires_at,
         )
         if sum(h.quantity for h in candidates) < quantity:
@@ -307,7 +320,13 @@ class Inventory:
 
     def expire_due(self, now: float) -> list[Hold]:
         """Drop every hold whose time is up; holds being confirmed are left alone."""
-        due = [h for h in self._holds.values() if h.expires_at <= now and not h.confirming]
+        heap = self._expiries
+        found: dict[str, Hold] = {}  # a hold can have two live entries (confirm undone)
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if self._expires_as(entry):
+                found[entry[1]] = self._holds[entry[1]]
+        due = list(found.values())
         for hold in due:
             self._remove(hold)
             if not hold.offer:
@@ -465,17 +484,52 @@ class Inventory:
     def _add(self, hold: Hold) -> None:
         self._holds[hold.lock_id] = hold
         self._held += hold.quantity
+        self._own(hold)
+        if not hold.confirming:
+            self._expire_at(hold)
         self.version += 1
 
     def _remove(self, hold: Hold) -> None:
         del self._holds[hold.lock_id]
         self._held -= hold.quantity
+        self._disown(hold)
         self.version += 1
 
     def _replace(self, old: Hold, new: Hold) -> None:
         self._holds[new.lock_id] = new
         self._held += new.quantity - old.quantity
+        self._disown(old)
+        self._own(new)
+        if not new.confirming and (old.confirming or old.expires_at != new.expires_at):
+            self._expire_at(new)
         self.version += 1
+
+    def _own(self, hold: Hold) -> None:
+        self._by_owner.setdefault(hold.owner, {})[hold.lock_id] = hold
+        self._held_by[hold.owner] = self._held_by.get(hold.owner, 0) + hold.quantity
+
+    def _disown(self, hold: Hold) -> None:
+        owned = self._by_owner[hold.owner]
+        del owned[hold.lock_id]
+        left = self._held_by[hold.owner] - hold.quantity
+        if owned:
+            self._held_by[hold.owner] = left
+        else:
+            del self._by_owner[hold.owner], self._held_by[hold.owner]
+
+    def _expire_at(self, hold: Hold) -> None:
+        heap = self._expiries
+        if len(heap) > 2 * len(self._holds) + 64:  # mostly stale: rebuild from the holds
+            heap[:] = [(h.expires_at, h.lock_id) for h in self._holds.values() if not h.confirming]
+            heapq.heapify(heap)
+            if hold.lock_id in self._holds:
+                return  # `hold` is in `_holds` already, so the rebuild took it
+        heapq.heappush(heap, (hold.expires_at, hold.lock_id))
+
+    def _expires_as(self, entry: tuple[float, str]) -> bool:
+        """Is this heap entry still the expiry of a hold that can expire?"""
+        hold = self._holds.get(entry[1])
+        return hold is not None and not hold.confirming and hold.expires_at == entry[0]
 
 
 LockIdOf = Callable[[WaitEntry], str]

@@ -30,6 +30,9 @@ QUICK = {
     "rotate_every": 1.5,
     "churn_clients": 16,
     "actor_idle": 3.0,
+    "actor_confirms": 2000,
+    "waiters": 100,
+    "waitlist_seats": 30,
     "queue_buyers": 300,
     "queue_sockets": 40,
     "queue_rate": 100,
@@ -55,6 +58,13 @@ TUNABLES: tuple[tuple[str, type, str], ...] = (
     ("queue_rate", int, "waiting-room: admitPerSecond"),
     ("queue_seats", int, "waiting-room: capacity"),
     ("procs", int, "load-generator processes"),
+    ("actor_callers", int, "actor-ceiling: caller processes feeding the one actor"),
+    ("actor_confirms", int, "actor-ceiling: holds confirmed into orders"),
+    ("waiters", int, "waitlist: buyers waiting on the sold-out category"),
+    ("waitlist_seats", int, "waitlist: seats freed by releases and cancels"),
+    ("waitlist_churn", float, "waitlist: seats freed per second"),
+    ("decline_every", int, "waitlist: every n-th offered buyer lets the offer expire"),
+    ("offer_seconds", float, "waitlist: WAITLIST_OFFER_SECONDS of the bench system"),
     ("lock_ttl", float, "LOCK_TTL_SECONDS of the bench system"),
     ("actor_idle", float, "ACTOR_IDLE_SECONDS of the bench system"),
 )
@@ -77,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--targets",
         default=",".join(defaults.targets),
-        help="comma list of system, ceiling, baseline, baseline_nosync (default: all)",
+        help="comma list of system, bare, ceiling, baseline, baseline_nosync (default: all)",
     )
     for name, kind, text in TUNABLES:
         default = getattr(defaults, name)

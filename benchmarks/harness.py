@@ -56,7 +56,7 @@ def free_port() -> int:
 class BenchOptions:
     scenarios: tuple[str, ...]
     quick: bool = False
-    targets: tuple[str, ...] = ("system", "ceiling", "baseline", "baseline_nosync")
+    targets: tuple[str, ...] = ("system", "bare", "ceiling", "baseline", "baseline_nosync")
     buyers: int = 2000
     seats: int = 500
     flash_concurrency: int = 256
@@ -77,6 +77,13 @@ class BenchOptions:
     queue_seats: int = 5_000
     procs: int = 2
     lock_ttl: float = 30.0
+    actor_callers: int = 4
+    actor_confirms: int = 20_000
+    waiters: int = 1000
+    waitlist_seats: int = 200
+    waitlist_churn: float = 20.0
+    decline_every: int = 10
+    offer_seconds: float = 3.0
     actor_idle: float = 5.0
     output: Path | None = None
     keep_data: bool = False
@@ -273,6 +280,7 @@ class Postgres:
 class Targets:
     system: str | None = None
     realtime: str | None = None
+    bare: str | None = None
     ceiling: str | None = None
     baseline: str | None = None
     baseline_nosync: str | None = None
@@ -280,6 +288,7 @@ class Targets:
     def urls(self) -> dict[str, str]:
         pairs = {
             "system": self.system,
+            "bare": self.bare,
             "ceiling": self.ceiling,
             "baseline": self.baseline,
             "baseline_nosync": self.baseline_nosync,
@@ -289,6 +298,7 @@ class Targets:
 
 # The servers besides the system: module, and what differs in their environment.
 REFERENCE_SERVERS: dict[str, tuple[str, dict[str, str]]] = {
+    "bare": ("bare", {}),
     "ceiling": ("ceiling", {}),
     "baseline": ("pg_baseline", {}),
     "baseline_nosync": ("pg_baseline", {"BASELINE_SYNCHRONOUS_COMMIT": "off"}),
@@ -441,6 +451,8 @@ def system_env(options: BenchOptions, data_dir: Path, database_url: str) -> dict
         # Hot hold measures holds/s: each client keeps holding for the whole run, far past
         # the 20 live holds per buyer a real sale allows.
         "MAX_LIVE_HOLDS_PER_USER": "1000000",
+        # The waiting-list scenario lets declined offers expire within the run.
+        "WAITLIST_OFFER_SECONDS": str(options.offer_seconds),
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("RAY_ADDRESS", None)
@@ -459,7 +471,7 @@ def settings_not_default(env: dict[str, str]) -> dict[str, str]:
     shown: dict[str, str] = {}
     for name in ("LOCK_TTL_SECONDS", "ACTOR_IDLE_SECONDS", "BCRYPT_ROUNDS",
                  "SOCKET_EVENTS_PER_SECOND", "SOCKET_EVENT_BURST",
-                 "MAX_LIVE_HOLDS_PER_USER"):  # fmt: skip
+                 "MAX_LIVE_HOLDS_PER_USER", "WAITLIST_OFFER_SECONDS"):  # fmt: skip
         default = defaults[name.lower()].default
         if name in env and float(env[name]) != float(default):
             shown[name] = f"{env[name]} (default {default:g})"
@@ -518,7 +530,12 @@ async def run(options: BenchOptions) -> int:
                 for service in services:
                     await service.wait_healthy(session, within=180)
                 await warm
-                needed = max(options.buyers, options.hold_clients, options.sockets, 1)
+                needed = max(
+                    options.buyers,
+                    options.hold_clients,
+                    options.sockets,
+                    options.waiters + options.waitlist_seats + 1,
+                )
                 organizer: Account | None = None
                 if targets.system:
                     progress.update(setup, description=f"signing up {needed} buyers")

@@ -38,7 +38,7 @@ _stop: MpEvent | None = None
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    kind: str  # flash | hold | browse | churn | sockets
+    kind: str  # flash | hold | browse | churn | sockets | waitlist
     base_url: str
     accounts: tuple[Account, ...]
     concurrency: int
@@ -80,6 +80,12 @@ def run_job(job: Job) -> WorkerResult:
 async def _run(job: Job) -> WorkerResult:
     if job.kind == "sockets":
         return await _sockets(job)
+    if job.kind == "waitlist":
+        from benchmarks import waiters
+
+        shared = waiters.Shared(_ready, _progress, _stop)
+        extras = await waiters.run(job.base_url, job.accounts, job.concurrency, job.params, shared)
+        return WorkerResult(extras=extras)
     result = WorkerResult()
     client = _Client(job.base_url, result.samples)
     try:

@@ -52,16 +52,19 @@ def make_progress(enabled: bool) -> Progress:
 
 
 # Columns: the targets, then the system's ratio to each reference.
-TARGETS = ("system", "ceiling", "baseline", "baseline_nosync")
+TARGETS = ("system", "bare", "ceiling", "baseline", "baseline_nosync")
 HEADINGS = {
     "system": "system",
+    "bare": "bare ASGI ceiling",
     "ceiling": "ceiling",
     "baseline": "baseline",
     "baseline_nosync": "baseline, no fsync wait",
 }
-REFERENCES = ("ceiling", "baseline", "baseline_nosync")
+REFERENCES = ("bare", "ceiling", "baseline", "baseline_nosync")
 LEGEND = (
-    "ceiling: FastAPI + JWT check, answers at once. baseline: the same routes on PostgreSQL, one "
+    "bare ASGI ceiling: a plain ASGI callable that checks the token, parses the body with orjson "
+    "and answers, no framework. ceiling: FastAPI + JWT check, answers at once. baseline: the "
+    "same routes on PostgreSQL, one "
     "transaction (one statement) per request, each commit waiting for its WAL flush, so an "
     "answered hold survives a crash. baseline, no fsync wait: the same with "
     "synchronous_commit=off, so a crash may lose the last moments of answered holds."
@@ -302,6 +305,7 @@ def markdown(results: Sequence[ScenarioResult], meta: dict[str, Any]) -> str:
 
 COLORS = {
     "system": "tab:blue",
+    "bare": "tab:gray",
     "ceiling": "tab:green",
     "baseline": "tab:orange",
     "baseline_nosync": "tab:purple",

@@ -1,4 +1,5 @@
-"""The scenarios of issue 5: flash sale, hot hold throughput, browse, fan-out, many categories.
+"""The scenarios of issue 5: flash sale, hot hold throughput, browse, fan-out, many categories
+(and, in `benchmarks.waitlist`, the waiting list of issue 12).
 
 Each takes the `Bench` and returns a `ScenarioResult`: rows of figures per target (system,
 ceiling, baseline), a time series for the picture, and for the flash sale the seat audit.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ import numpy as np
 from benchmarks.harness import Bench, event_id_of, process_stats
 from benchmarks.loadgen import Job, Sample, WorkerResult, split
 
-TARGET_NAMES = ("system", "ceiling", "baseline", "baseline_nosync")
+TARGET_NAMES = ("system", "bare", "ceiling", "baseline", "baseline_nosync")
 BASELINES = ("baseline", "baseline_nosync")
 
 
@@ -444,7 +447,7 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
             await bench.settle(holds_of=(event_id, category_id))
     throughput = {n: rate([s for s in v if ok(s)]) for n, v in per_target.items()}
     result.rows = [
-        Row("holds/s (2xx)", "1/s", dict(throughput), goal=">= 0.8x ceiling, >= 3x baseline"),
+        Row("holds/s (2xx)", "1/s", dict(throughput), goal=">= 0.5x bare ceiling, >= 5x baseline"),
         *latency_rows("hold", per_target),
         Row("server + PostgreSQL CPU per hold", "ms", cpu, better="lower"),
         Row("load generator busy (cores)", "", client, better=""),
@@ -457,12 +460,12 @@ async def hot_hold(bench: Bench) -> ScenarioResult:
     ]
     system = throughput.get("system")
     if system is not None:
-        ceiling, baseline = throughput.get("ceiling"), throughput.get("baseline")
+        bare, baseline = throughput.get("bare"), throughput.get("baseline")
         checks = []
-        if ceiling:
-            checks.append(system >= 0.8 * ceiling)
+        if bare:
+            checks.append(system >= 0.5 * bare)
         if baseline:
-            checks.append(system >= 3 * baseline)
+            checks.append(system >= 5 * baseline)
         result.rows[0].met = all(checks) if checks else None
     return result
 
@@ -778,6 +781,57 @@ async def many_categories(bench: Bench) -> ScenarioResult:
     return result
 
 
+# -- actor ceiling -------------------------------------------------------------------------------
+
+
+async def actor_ceiling(bench: Bench) -> ScenarioResult:
+    """One category actor fed directly by caller processes (`benchmarks.actor_ceiling`), in a
+    Ray runtime of its own against the bench's PostgreSQL: the bound of one hot category."""
+    o = bench.options
+    result = ScenarioResult("actor-ceiling")
+    await bench.settle()
+    argv = [
+        sys.executable, "-m", "benchmarks.actor_ceiling", "--database-url", bench.database_url,
+        "--seconds", str(o.duration), "--callers", str(o.actor_callers),
+        "--confirms", str(o.actor_confirms),
+    ]  # fmt: skip
+    task = bench.progress.add_task("actor ceiling · holds, then confirms", total=None)
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    bench.progress.remove_task(task)
+    try:
+        figures: dict[str, Any] = json.loads(out)
+    except ValueError:
+        result.passed = False
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        result.notes.append(f"actor ceiling exited with {process.returncode}: {' | '.join(tail)}")
+        return result
+    holds, confirms = figures.get("holds_per_s"), figures.get("confirms_per_s")
+    exact = figures.get("orders_in_ledger") == figures.get("confirms") == o.actor_confirms
+    result.rows = [
+        Row("holds/s, one actor, no HTTP", "1/s", {"system": holds}, "",
+            goal=">= 30,000", met=None if holds is None else holds >= 30_000),
+        Row("confirms/s, one actor, group commit", "1/s", {"system": confirms}, "",
+            goal=">= 5,000", met=None if confirms is None else confirms >= 5_000),
+        Row("hold batch p50", "ms", {"system": figures.get("hold_batch_p50_ms")}, ""),
+        Row("hold batch p99", "ms", {"system": figures.get("hold_batch_p99_ms")}, ""),
+        Row("confirm batch p99", "ms", {"system": figures.get("confirm_batch_p99_ms")}, ""),
+        Row("actor busy while holding (cores)", "", {"system": figures.get("actor_cpu_share")},
+            ""),
+        Row("orders in the ledger = confirms answered", "", {"system": float(exact)}, "",
+            goal="1 (pass)", met=exact),
+    ]  # fmt: skip
+    result.notes.append(
+        f"{figures.get('callers')} caller processes, batches of {figures.get('batch')}, "
+        f"{figures.get('in_flight_per_caller')} in flight each; actor RSS "
+        f"{figures.get('actor_rss_mb')} MB"
+    )
+    result.passed = exact
+    return result
+
+
 async def _hold_and_release(bench: Bench, token: str, event_id: int, category_id: int) -> float:
     """Hold one seat and give it back; returns the hold's latency in ms."""
     body = {"eventId": event_id, "categoryId": category_id, "quantity": 1}
@@ -794,19 +848,18 @@ async def _hold_and_release(bench: Bench, token: str, event_id: int, category_id
     return latency
 
 
-async def waiting_room(bench: Bench) -> ScenarioResult:
-    """Issue 13's on-sale behind a waiting room (benchmarks/waiting_room.py, which builds on
-    this module's rows)."""
-    from benchmarks.waiting_room import waiting_room as run
-
-    return await run(bench)
-
-
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[ScenarioResult]]] = {
     "flash-sale": flash_sale,
     "hot-hold": hot_hold,
     "browse": browse,
     "fan-out": fan_out,
     "many-categories": many_categories,
-    "waiting-room": waiting_room,
+    "actor-ceiling": actor_ceiling,
 }
+
+# Scenarios of their own module import the helpers above: registered once those exist.
+from benchmarks.waiting_room import waiting_room  # noqa: E402
+from benchmarks.waitlist import waitlist  # noqa: E402
+
+SCENARIOS["waitlist"] = waitlist
+SCENARIOS["waiting-room"] = waiting_room

@@ -218,6 +218,17 @@ class InventoryMachine(RuleBasedStateMachine):
         assert real == {lock: (o, q) for lock, (o, q, _) in self.model_holds.items()}
         assert {h.lock_id for h in self.inventory.holds() if h.confirming} == self.confirming
 
+    @invariant()
+    def indexes_match_model(self) -> None:
+        """Each owner's holds and seats held, and the next expiry, as a scan would find them."""
+        inv = self.inventory
+        for owner in {o for o, _, _ in self.model_holds.values()} | {1, 2, 3}:
+            mine = {lock: q for lock, (o, q, _) in self.model_holds.items() if o == owner}
+            assert inv.held_by(owner) == sum(mine.values())
+            assert {h.lock_id: h.quantity for h in inv.holds_of(owner)} == mine
+        pending = [e for lock, (_, _, e) in self.model_holds.items() if lock not in self.confirming]
+        assert inv.next_expiry() == min(pending, default=None)
+
 
 TestInventoryMachine = InventoryMachine.TestCase
 TestInventoryMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

@@ -98,3 +98,41 @@ async def test_without_any_socket_the_feed_is_ignored() -> None:
     publisher(changed(1, held=1, version=1))
     await next_turn()
     assert rooms.broadcasts == [] and rooms.emitted == []
+
+
+def line_changed(waiting: tuple[int, ...], version: int) -> CategoryChanged:
+    availability = Availability(7, 1, 10, 10, 0, version, 1_700_000_000.0, waiting=waiting)
+    return CategoryChanged(availability)
+
+
+def places(rooms: Rooms) -> list[tuple[str, int]]:
+    return [
+        (room, data["position"])
+        for event, data, room in rooms.broadcasts
+        if event == "waitlist-position"
+    ]
+
+
+async def test_places_go_out_at_once_then_at_most_once_an_interval_ending_on_the_current_line(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr("realtime.server.POSITION_INTERVAL_SECONDS", 0.3)
+    rooms = Rooms()
+    publisher = FeedPublisher(rooms)
+    publisher.bind(asyncio.get_running_loop())
+    line = tuple(range(101, 121))  # twenty buyers waiting
+
+    publisher(line_changed(line, version=1))
+    await next_turn()
+    assert len(places(rooms)) == 20  # the first line: everyone told at once
+
+    # Ten offers in quick succession, each moving everyone up one place.
+    for served in range(1, 11):
+        publisher(line_changed(line[served:], version=1 + served))
+        await next_turn()
+    assert len(places(rooms)) == 20  # nothing more inside the interval
+
+    await asyncio.sleep(0.45)
+    told = places(rooms)[20:]
+    # One round, for the line as it is now: buyer 111 is first, 120 tenth.
+    assert sorted(told) == sorted((f"user:{u}", p) for p, u in enumerate(line[10:], 1))

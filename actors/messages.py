@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.inventory import SaleRules
+from actors.queue import QueueAdmitted, QueueClosed
 from actors.refusals import RefusalReason
 from persistence.records import OrderDraft, OrderRecord
 
@@ -239,7 +240,7 @@ class ActorReport:
     commit_seconds: tuple[float, ...] = ()
 
 
-FeedItem = CategoryChanged | UserNotice | CatalogChanged | ActorReport
+FeedItem = CategoryChanged | UserNotice | CatalogChanged | ActorReport | QueueAdmitted | QueueClosed
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ class RefusalReason(StrEnum):
     ALREADY_WAITING = "already_waiting"
     NOT_WAITING = "not_waiting"
     NOT_THE_ORGANIZER = "not_the_organizer"
+    NO_ADMISSION = "no_admission"
+    NO_WAITING_ROOM = "no_waiting_room"
     # Not the category's decision: the ledger could not be written. Nothing changed.
     LEDGER_UNAVAILABLE = "ledger_unavailable"
 
@@ -168,3 +170,16 @@ class NotTheOrganizer(Refusal):
     """Only the organizer who created the event sees its audit trail, export and dashboard."""
 
     reason = RefusalReason.NOT_THE_ORGANIZER
+
+
+class NoAdmission(Refusal):
+    """The event's waiting room is on and the request carries no valid admission pass of the
+    caller for that event."""
+
+    reason = RefusalReason.NO_ADMISSION
+
+
+class NoWaitingRoom(Refusal):
+    """A queue request for an event without an enabled waiting room."""
+
+    reason = RefusalReason.NO_WAITING_ROOM

@@ -15,6 +15,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from actors.config import ActorConfig
+from actors.refusals import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,14 @@ log = logging.getLogger(__name__)
 # dies, never retried by Ray (our client retries with the same request ids instead), and
 # many concurrent calls (each a batch) interleaving at their awaits.
 CATEGORY_OPTIONS: dict[str, Any] = {
+    "num_cpus": 0,
+    "max_restarts": -1,
+    "max_task_retries": 0,
+    "max_concurrency": 1000,
+}
+# A waiting room's queue actor (one per event that has one): the same, with fewer calls at once
+# (joins are group-committed, status reads are one call per gateway a second).
+QUEUE_OPTIONS: dict[str, Any] = {
     "num_cpus": 0,
     "max_restarts": -1,
     "max_task_retries": 0,
@@ -50,6 +59,10 @@ class Missing(Exception):
 
 def category_actor_name(category_id: int) -> str:
     return f"category:{category_id}"
+
+
+def queue_actor_name(event_id: int) -> str:
+    return f"queue:{event_id}"
 
 
 # -- the Ray runtime of this process ----------------------------------------------------------
@@ -136,6 +149,60 @@ class CategoryHandles:
 
     def _forget(self, category_id: int, kill: bool = False) -> None:
         handle = self._handles.pop(category_id, None)
+        if kill and handle is not None:
+            ray.kill(handle, no_restart=True)
+
+
+class QueueHandles:
+    """Finds (or starts) each event's queue actor and calls it, as `CategoryHandles` does for
+    categories. `config` is the queue actor's own (it carries `namespace` and `call_retries`)."""
+
+    def __init__(self, config: Any, actor: type) -> None:
+        self._config = config
+        self._class: Any = ray.remote(**QUEUE_OPTIONS)(actor)
+        self._handles: dict[int, Any] = {}
+        self.retried = 0
+
+    async def call(self, event_id: int, method: str, *args: Any) -> Any:
+        """`method(*args)` on the event's queue actor; `Missing` when the event has no waiting
+        room (any more), a `Refusal` the actor raised as is, `Unavailable` when no actor
+        answered after every retry."""
+        delay = 0.02
+        for _ in range(self._config.call_retries):
+            handle = self._handle(event_id)
+            try:
+                return await getattr(handle, method).remote(*args)
+            except RayTaskError as exc:
+                cause = exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
+                if isinstance(cause, Missing):
+                    self._forget(event_id, kill=True)
+                    raise Missing(str(cause)) from None
+                if isinstance(cause, Refusal):
+                    raise Refusal(cause.message, cause.reason) from None
+                if not isinstance(cause, Retired):
+                    raise
+            except RayActorError:
+                pass
+            self._forget(event_id)
+            self.retried += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        raise Unavailable(f"the queue of event {event_id} did not answer")
+
+    def _handle(self, event_id: int) -> Any:
+        handle = self._handles.get(event_id)
+        if handle is None:
+            handle = self._class.options(
+                name=queue_actor_name(event_id),
+                namespace=self._config.namespace,
+                get_if_exists=True,
+                lifetime="detached",
+            ).remote(self._config, event_id)
+            self._handles[event_id] = handle
+        return handle
+
+    def _forget(self, event_id: int, kill: bool = False) -> None:
+        handle = self._handles.pop(event_id, None)
         if kill and handle is not None:
             ray.kill(handle, no_restart=True)
 

@@ -33,6 +33,10 @@ QUICK = {
     "actor_confirms": 2000,
     "waiters": 100,
     "waitlist_seats": 30,
+    "queue_buyers": 300,
+    "queue_sockets": 40,
+    "queue_rate": 100,
+    "queue_seats": 100,
 }
 
 
@@ -49,6 +53,10 @@ TUNABLES: tuple[tuple[str, type, str], ...] = (
     ("hot_set", int, "many-categories: hot categories at a time"),
     ("rotate_every", float, "many-categories: seconds before the hot set moves on"),
     ("churn_clients", int, "many-categories: concurrent clients"),
+    ("queue_buyers", int, "waiting-room: buyers who join the queue over REST"),
+    ("queue_sockets", int, "waiting-room: buyers who join and watch over Socket.IO"),
+    ("queue_rate", int, "waiting-room: admitPerSecond"),
+    ("queue_seats", int, "waiting-room: capacity"),
     ("procs", int, "load-generator processes"),
     ("actor_callers", int, "actor-ceiling: caller processes feeding the one actor"),
     ("actor_confirms", int, "actor-ceiling: holds confirmed into orders"),

@@ -70,6 +70,11 @@ class BenchOptions:
     hot_set: int = 16
     rotate_every: float = 3.0
     churn_clients: int = 32
+    # waiting-room (issue 13)
+    queue_buyers: int = 20_000
+    queue_sockets: int = 2_000
+    queue_rate: int = 500
+    queue_seats: int = 5_000
     procs: int = 2
     lock_ttl: float = 30.0
     actor_callers: int = 4

@@ -36,7 +36,18 @@ from gateway.metrics import (
     Sources,
     registry_of,
 )
-from gateway.routes import audit, auth, events, export, health, orders, tickets, users, waitlist
+from gateway.routes import (
+    audit,
+    auth,
+    events,
+    export,
+    health,
+    orders,
+    queue,
+    tickets,
+    users,
+    waitlist,
+)
 from gateway.schemas import ReserveIn
 from gateway.system import Runtime
 from realtime.server import RealtimeSettings, create_realtime
@@ -64,8 +75,8 @@ def create_api(runtime: Runtime) -> FastAPI:
     )
     api.state.runtime = runtime
     api.state.organizing = Organizing(runtime.db, runtime.directory, runtime.sales)
-    routers = [module.router for module in (auth, users, tickets, events, waitlist, orders, health)]
-    routers += [audit.router, export.router]
+    modules = (auth, users, tickets, events, waitlist, queue, orders, health, audit, export)
+    routers = [module.router for module in modules]
     for router in routers:
         api.include_router(router, prefix=API_PREFIX)
     install_error_handlers(api)
@@ -176,6 +187,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         ),
         tally=sockets,
         organizing=Organizing(runtime.db, runtime.directory, runtime.sales),
+        rooms=runtime.rooms,
     )
     api = AddressLimit(
         HotPaths(

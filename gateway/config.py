@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_live_holds_per_user: int = Field(default=20, ge=1)
     waitlist_offer_seconds: float = Field(default=600.0, gt=0)
     rehold_cooldown_seconds: float = Field(default=0.0, ge=0)
+    # The waiting room (issue 13): an admission pass's lifetime, and how often a queue admits.
+    admission_ttl_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    queue_tick_seconds: float = Field(default=0.1, gt=0, le=5)
     snapshot_interval_seconds: float = Field(default=1.0, gt=0)
     actor_idle_seconds: float = Field(default=60.0, gt=0)
     publish_interval_seconds: float = Field(default=0.02, ge=0)

@@ -93,6 +93,15 @@ async def idempotency_key(
 
 RequestKey = Annotated[str | None, Depends(idempotency_key)]
 
+# The waiting room's pass (issue 13), checked by the sales service, never here.
+AdmissionPass = Annotated[
+    str | None,
+    Header(
+        alias="X-Admission-Pass",
+        description="While the event's waiting room is on: the pass the queue gave the caller.",
+    ),
+]
+
 EventId = Annotated[int, Path(ge=1, le=MAX_ID, description="Event id")]
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="Order id")]
 

@@ -54,6 +54,8 @@ REFUSAL_STATUS: Mapping[RefusalReason, int] = {
     RefusalReason.ALREADY_WAITING: 409,
     RefusalReason.NOT_WAITING: 404,
     RefusalReason.NOT_THE_ORGANIZER: 403,
+    RefusalReason.NO_ADMISSION: 403,
+    RefusalReason.NO_WAITING_ROOM: 409,
     RefusalReason.LEDGER_UNAVAILABLE: 503,
 }
 # Refusals of a value the client sent: titled as schema validation failures are.

@@ -82,8 +82,10 @@ class HotPaths:
                 authorization = value.decode("latin-1")
             elif name == b"content-type":
                 json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
-            elif name == b"origin":
-                json_body = False  # CORS is the FastAPI app's
+            elif name == b"origin" or name == b"x-admission-pass":
+                # CORS is the FastAPI app's, and so is a waiting room's pass (its route reads
+                # the header): events without a room never send one and stay on this path.
+                json_body = False
                 break
         if not json_body:
             await self.api(scope, receive, send)

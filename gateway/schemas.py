@@ -34,6 +34,9 @@ MAX_ID = 2**31 - 1
 MAX_PRICE = Decimal("99999999.99")
 MAX_SEATS = 1_000_000
 MAX_CATEGORIES = 50
+# A waiting room admits 1 to this many buyers a second; its opening lies in these years.
+MAX_ADMIT_PER_SECOND = 10_000
+OPENING_YEARS = (2000, 2200)
 PASSWORD_MIN_BYTES = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt ignores anything longer; refuse rather than truncate
 
@@ -193,6 +196,21 @@ class CategoryIn(CamelModel):
         return self
 
 
+def _sensible_opening(value: datetime | None) -> datetime | None:
+    if value is not None and not OPENING_YEARS[0] <= value.year < OPENING_YEARS[1]:
+        raise ValueError(f"must be between {OPENING_YEARS[0]} and {OPENING_YEARS[1]}")
+    return value
+
+
+class WaitingRoomIn(CamelModel):
+    """An event's virtual waiting room: while enabled, buying needs an admission pass."""
+
+    enabled: StrictBool
+    admit_per_second: Annotated[StrictInt, Field(ge=1, le=MAX_ADMIT_PER_SECOND)]
+    # When the draw happens; null: the event's salesStartAt, or else at once.
+    opens_at: Annotated[EventDate, AfterValidator(_sensible_opening)] | None = None
+
+
 class EventIn(CamelModel):
     event_name: EventName
     event_category: Label
@@ -202,6 +220,7 @@ class EventIn(CamelModel):
     ticket_categories: Annotated[list[CategoryIn], Field(min_length=1, max_length=MAX_CATEGORIES)]
     sales_start_at: EventDate | None = None
     sales_end_at: EventDate | None = None
+    waiting_room: WaitingRoomIn | None = None
 
     @model_validator(mode="after")
     def _window(self) -> EventIn:
@@ -227,6 +246,8 @@ class EventUpdateIn(CamelModel):
     # null clears the bound; the merged window is checked against the stored one too.
     sales_start_at: EventDate | None = None
     sales_end_at: EventDate | None = None
+    # null removes the waiting room.
+    waiting_room: WaitingRoomIn | None = None
 
     @model_validator(mode="after")
     def _window(self) -> EventUpdateIn:
@@ -255,7 +276,7 @@ class FairOut(CamelOut):
     def _omit_unset_fair_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
         if isinstance(data, dict):
-            for key in ("salesStartAt", "salesEndAt", "maxPerUser", "waitingCount"):
+            for key in ("salesStartAt", "salesEndAt", "maxPerUser", "waitingCount", "waitingRoom"):
                 if key in data and data[key] in (None, 0):
                     del data[key]
         return data
@@ -277,6 +298,12 @@ class TicketCategoryOut(FairOut):
     waiting_count: int = 0
 
 
+class WaitingRoomOut(CamelOut):
+    enabled: bool
+    admit_per_second: int
+    opens_at: Instant | None
+
+
 class EventOut(FairOut):
     id_event: int
     event_name: str
@@ -291,6 +318,7 @@ class EventOut(FairOut):
     updated_at: Instant
     sales_start_at: Instant | None = None
     sales_end_at: Instant | None = None
+    waiting_room: WaitingRoomOut | None = None
 
 
 class DeletedOut(CamelOut):
@@ -378,6 +406,26 @@ class WaitlistOut(CamelOut):
     quantity: int
     position: int  # 1 is next in line; 0 once off the list
     waiting: int  # everyone on the list
+
+
+# -- waiting room ----------------------------------------------------------------------------
+
+
+class QueueOut(CamelOut):
+    """A buyer's place in an event's queue; the pass once admitted."""
+
+    success: bool
+    message: str
+    event_id: int
+    position: int | None  # 1 is next; null before the opening draw; 0 once admitted
+    ahead: int | None
+    eta_seconds: float | None
+    admitted: bool
+    admission_pass: str | None
+    pass_expires_at: Instant | None
+    opens_at: Instant
+    closed: bool  # sold out: the waiting lists are the way in now
+    waiting: int
 
 
 # -- health ----------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actors.client import SeatClient
 from actors.config import ActorConfig
+from actors.queue_actor import QueueConfig
+from actors.queue_client import QueueClient
 from actors.remote import start_ray, stop_ray
 from gateway.config import Settings
 from gateway.leftovers import forget_run, reap_crashed_run, record_run
@@ -22,6 +24,7 @@ from gateway.limits import Limits
 from persistence import snapshots
 from persistence.database import create_engine, migrate
 from persistence.embedded import EmbeddedPostgres
+from sales.admission import AdmissionPasses, WaitingRooms
 from sales.directory import Directory
 from sales.fulfilment import OrderProcessor
 from sales.identity import Authenticator, PasswordHasher, TokenService
@@ -45,6 +48,7 @@ class Runtime:
     directory: Directory
     database_url: str
     limits: Limits
+    rooms: WaitingRooms
 
 
 def actor_config(settings: Settings, database_url: str) -> ActorConfig:
@@ -58,6 +62,16 @@ def actor_config(settings: Settings, database_url: str) -> ActorConfig:
         group_commit=settings.group_commit,
         waitlist_offer_seconds=settings.waitlist_offer_seconds,
         rehold_cooldown_seconds=settings.rehold_cooldown_seconds,
+    )
+
+
+def queue_config(settings: Settings, database_url: str) -> QueueConfig:
+    return QueueConfig(
+        database_url=database_url,
+        namespace=settings.ray_namespace,
+        pass_seconds=settings.admission_ttl_seconds,
+        tick_seconds=settings.queue_tick_seconds,
+        idle_seconds=settings.actor_idle_seconds,
     )
 
 
@@ -98,6 +112,10 @@ class System:
             directory = Directory(db, seats)
             stack.callback(directory.close)
 
+            queues = QueueClient(queue_config(settings, database_url))
+            await queues.start()
+            stack.push_async_callback(queues.close)
+
             orders = OrderProcessor(db, seats)
             await orders.start()
             stack.push_async_callback(orders.stop)
@@ -118,6 +136,7 @@ class System:
             queue=settings.password_hash_queue,
         )
         stack.callback(passwords.close)
+        rooms = WaitingRooms(directory, queues, AdmissionPasses(settings.resolved_jwt_secret()))
         self.runtime = Runtime(
             settings=settings,
             db=db,
@@ -129,6 +148,7 @@ class System:
                 orders,
                 max_tickets_per_request=settings.max_tickets_per_request,
                 max_live_holds_per_user=settings.max_live_holds_per_user,
+                waiting_rooms=rooms,
             ),
             auth=Authenticator(tokens, directory),
             tokens=tokens,
@@ -137,6 +157,7 @@ class System:
             directory=directory,
             database_url=database_url,
             limits=Limits.from_settings(settings),
+            rooms=rooms,
         )
         return self.runtime
 

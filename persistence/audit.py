@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.catalog import waiting_room_columns
 from persistence.models import audit_log
 from persistence.records import EventRecord, OrderRecord
 
@@ -103,11 +104,17 @@ async def event_created(conn: AsyncConnection, event: EventRecord, by: int) -> N
     )
 
 
+def vars_of(event: EventRecord) -> dict[str, Any]:
+    """The record's fields by name (a slotted dataclass has no `__dict__`)."""
+    return {name: getattr(event, name) for name in event.__dataclass_fields__}
+
+
 async def event_updated(
     conn: AsyncConnection, before: EventRecord, changes: Mapping[str, Any], by: int
 ) -> None:
     """One row for a changed sales window, one for the other fields; none if nothing moved."""
-    old = {name: getattr(before, name) for name in changes}
+    stored = {**vars_of(before), **waiting_room_columns(before.waiting_room)}
+    old = {name: stored[name] for name in changes}
     moved = changed_fields(old, changes)
     window = {name: moved.pop(name) for name in WINDOW_FIELDS if name in moved}
     if window:

@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from persistence import waitlist
 from persistence.errors import EventHasOrders
 from persistence.models import events, hold_journal, orders, ticket_categories
-from persistence.records import CategoryFacts, CategoryRecord, EventDraft, EventRecord
+from persistence.records import (
+    CategoryFacts,
+    CategoryRecord,
+    EventDraft,
+    EventRecord,
+    WaitingRoomConfig,
+)
 
 EDITABLE_EVENT_FIELDS = frozenset(
     {
@@ -29,6 +35,9 @@ EDITABLE_EVENT_FIELDS = frozenset(
         "is_active",
         "sales_start_at",
         "sales_end_at",
+        "waiting_room_enabled",
+        "waiting_room_admit_per_second",
+        "waiting_room_opens_at",
     }
 )
 
@@ -63,7 +72,27 @@ def _event(row: Any, categories: Iterable[CategoryRecord]) -> EventRecord:
         categories=tuple(categories),
         sales_start_at=row.sales_start_at,
         sales_end_at=row.sales_end_at,
+        waiting_room=_waiting_room(row),
     )
+
+
+def _waiting_room(row: Any) -> WaitingRoomConfig | None:
+    if row.waiting_room_admit_per_second is None:
+        return None  # never set: the event has no waiting room
+    return WaitingRoomConfig(
+        enabled=row.waiting_room_enabled,
+        admit_per_second=row.waiting_room_admit_per_second,
+        opens_at=row.waiting_room_opens_at,
+    )
+
+
+def waiting_room_columns(room: WaitingRoomConfig | None) -> dict[str, Any]:
+    """The events columns that store `room` (all cleared for None)."""
+    return {
+        "waiting_room_enabled": room is not None and room.enabled,
+        "waiting_room_admit_per_second": None if room is None else room.admit_per_second,
+        "waiting_room_opens_at": None if room is None else room.opens_at,
+    }
 
 
 async def _with_categories(conn: AsyncConnection, rows: list[Any]) -> list[EventRecord]:
@@ -93,6 +122,7 @@ async def create_event(conn: AsyncConnection, draft: EventDraft, created_by: int
                 created_by=created_by,
                 sales_start_at=draft.sales_start_at,
                 sales_end_at=draft.sales_end_at,
+                **waiting_room_columns(draft.waiting_room),
             )
             .returning(*events.c)
         )

@@ -71,7 +71,15 @@ events = Table(
     _timestamp("updated_at"),
     Column("sales_start_at", DateTime(timezone=True), nullable=True),
     Column("sales_end_at", DateTime(timezone=True), nullable=True),
+    # The waiting room (migration 0005_waiting_room).
+    Column("waiting_room_enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("waiting_room_admit_per_second", Integer, nullable=True),
+    Column("waiting_room_opens_at", DateTime(timezone=True), nullable=True),
     CheckConstraint(WINDOW_IN_ORDER, name="window_in_order"),
+    CheckConstraint(
+        "waiting_room_admit_per_second IS NULL OR waiting_room_admit_per_second > 0",
+        name="admit_rate_positive",
+    ),
     Index(None, "event_date"),
     Index(None, "event_category"),
     Index(None, "created_by"),
@@ -193,4 +201,20 @@ audit_log = Table(
     Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     _timestamp("created_at"),
     Index(None, "event_id", "id"),
+)
+
+# An event's waiting room (migration 0005_waiting_room): one row per buyer, written before the
+# join is acknowledged; `rank` is the place in the opening draw, `admitted_at` the admission.
+queue_entries = Table(
+    "queue_entries",
+    metadata,
+    Column("event_id", Integer, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("seq", BigInteger, Identity(), nullable=False),
+    Column("early", Boolean, nullable=False),
+    Column("rank", Integer, nullable=True),
+    _timestamp("joined_at"),
+    Column("admitted_at", DateTime(timezone=True), nullable=True),
+    Column("pass_expires_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("event_id", "user_id"),
 )

@@ -101,6 +101,16 @@ class CategoryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingRoomConfig:
+    """An event's waiting room as its organizer set it. `opens_at` None: the event's
+    salesStartAt, else at once."""
+
+    enabled: bool
+    admit_per_second: int
+    opens_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     id: int
     event_name: str
@@ -115,6 +125,12 @@ class EventRecord:
     categories: tuple[CategoryRecord, ...]
     sales_start_at: datetime | None = None
     sales_end_at: datetime | None = None
+    waiting_room: WaitingRoomConfig | None = None
+
+    @property
+    def queued(self) -> bool:
+        """True while buying needs an admission pass from the event's waiting room."""
+        return self.waiting_room is not None and self.waiting_room.enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +154,7 @@ class EventDraft:
     categories: tuple[CategoryDraft, ...] = ()
     sales_start_at: datetime | None = None
     sales_end_at: datetime | None = None
+    waiting_room: WaitingRoomConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ class LockRequest(_Payload):
     event_id: Id = Field(alias="eventId")
     category_id: Id = Field(alias="categoryId")
     quantity: Quantity
+    # The waiting room's pass, while the event's room is on (checked by the sales service).
+    admission_pass: str | None = Field(default=None, alias="admissionPass", max_length=1000)
 
 
 class UnlockRequest(_Payload):

@@ -38,6 +38,7 @@ from realtime.payloads import (
     waitlist_offer,
     waitlist_position,
 )
+from realtime.queue import QueueSockets
 from realtime.ratelimit import TokenBucket
 from realtime.telemetry import SocketTally
 from sales.identity import Authenticator, InvalidToken, Principal
@@ -45,6 +46,7 @@ from sales.outage import outage_of
 
 if TYPE_CHECKING:
     from actors.messages import HoldsReleased
+    from sales.admission import WaitingRooms
     from sales.organizer import Organizing
     from sales.service import Sales
 
@@ -88,6 +90,7 @@ def create_realtime(
     settings: RealtimeSettings,
     tally: SocketTally | None = None,
     organizing: Organizing | None = None,
+    rooms: WaitingRooms | None = None,
 ) -> socketio.AsyncServer:
     """The Socket.IO server of one gateway process, already following the change feed.
 
@@ -98,7 +101,8 @@ def create_realtime(
         max_http_buffer_size=settings.max_payload_bytes,
     )
     tally = tally or SocketTally()
-    publisher = FeedPublisher(SocketRooms(sio, settings.send_queue_limit), tally)
+    sockets = SocketRooms(sio, settings.send_queue_limit)
+    publisher = FeedPublisher(sockets, tally)
     service = RealtimeService(sio, sales, auth, settings, publisher, tally)
     extra: dict[str, Handler] = {}
     if organizing is not None:
@@ -107,6 +111,10 @@ def create_realtime(
         subscribe(dashboard)
     service.register(extra)
     subscribe(publisher)
+    if rooms is not None:
+        queues = QueueSockets(sio, rooms, sockets)
+        service.route("join-queue", queues.join_queue)
+        subscribe(queues)
     return sio
 
 
@@ -353,7 +361,11 @@ class RealtimeService:
             **(extra_events or {}),
         }
         for name, handler in routes.items():
-            self._sio.on(name, self._guarded(name, handler), namespace=NAMESPACE)
+            self.route(name, handler)
+
+    def route(self, name: str, handler: Handler) -> None:
+        """`handler` for the socket event `name`, behind the same guard as every event."""
+        self._sio.on(name, self._guarded(name, handler), namespace=NAMESPACE)
 
     # -- connection ---------------------------------------------------------------------
 
@@ -497,6 +509,7 @@ class RealtimeService:
                 event_id=request.event_id,
                 category_id=request.category_id,
                 quantity=request.quantity,
+                admission_pass=request.admission_pass,
             )
         except (BadPayload, Refusal) as exc:
             reply = failure(exc.message)

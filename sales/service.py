@@ -26,6 +26,7 @@ from actors.refusals import (
     CategoryNotFound,
     EventNotFound,
     HoldNotFound,
+    NoAdmission,
     NotOnSale,
     NotWaiting,
     OrderAlreadyCancelled,
@@ -36,6 +37,7 @@ from actors.refusals import (
 )
 from persistence import catalog, ledger, waitlist
 from persistence.records import CategoryRecord, EventRecord, OrderDraft, OrderRecord, OrderStatus
+from sales.admission import JOIN_THE_QUEUE, WaitingRooms
 from sales.directory import Directory
 from sales.fulfilment import CANCELLED_MESSAGE, OrderProcessor, order_notice
 from sales.identity import Principal
@@ -81,6 +83,7 @@ class Sales:
         *,
         max_tickets_per_request: int,
         max_live_holds_per_user: int = 20,
+        waiting_rooms: WaitingRooms | None = None,
     ) -> None:
         self._db = db
         self._seats = seats
@@ -89,6 +92,7 @@ class Sales:
         self._max_tickets = max_tickets_per_request
         self._max_live_holds = max_live_holds_per_user
         self.tally = SalesTally()
+        self._rooms = waiting_rooms
 
     # -- what is on sale --------------------------------------------------------------------
 
@@ -135,13 +139,20 @@ class Sales:
     # -- holds ------------------------------------------------------------------------------
 
     async def hold(
-        self, caller: Principal, *, event_id: int, category_id: int, quantity: int
+        self,
+        caller: Principal,
+        *,
+        event_id: int,
+        category_id: int,
+        quantity: int,
+        admission_pass: str | None = None,
     ) -> HoldPlaced:
         # Counted here, around the body rather than by a decorator: mutmut skips decorated
         # functions, and these are its most important ones.
         try:
             self.check_quantity(quantity)
             event, category = await self.on_sale(event_id, category_id)
+            self._check_admission(caller, event, admission_pass)
             self._check_live_holds(caller)
             placed = await self._seats.hold(
                 user_id=caller.user_id,
@@ -154,7 +165,24 @@ class Sales:
             self.tally.refused("hold", refused.reason)
             raise
         self.tally.holds.add(PLACED)
+        self._note_admitted_buyer(caller, event)
         return placed
+
+    def _check_admission(
+        self, caller: Principal, event: EventRecord, admission_pass: str | None
+    ) -> None:
+        # An attribute of the event already loaded: an event without a waiting room pays
+        # nothing more.
+        if not event.queued:
+            return
+        if self._rooms is None:
+            raise NoAdmission(JOIN_THE_QUEUE)
+        self._rooms.check(caller, event, admission_pass)
+
+    def _note_admitted_buyer(self, caller: Principal, event: EventRecord) -> None:
+        """An admitted buyer took seats: their pass no longer covers a free one."""
+        if event.queued and self._rooms is not None:
+            self._rooms.note_used(event.id, caller.user_id)
 
     def _check_live_holds(self, caller: Principal) -> None:
         # Best-effort across categories: each actor knows only its own holds, so this reads the
@@ -286,6 +314,7 @@ class Sales:
         notes: str | None,
         request_key: str | None,
         lock_id: str | None = None,
+        admission_pass: str | None = None,
     ) -> OrderRecord:
         """Buy (or confirm the caller's hold `lock_id`); a replayed request key returns the
         first order and never writes a second."""
@@ -298,6 +327,7 @@ class Sales:
                 notes=notes,
                 request_key=request_key,
                 lock_id=lock_id,
+                admission_pass=admission_pass,
             )
         except Refusal as refused:
             self.tally.refused("order", refused.reason)
@@ -314,6 +344,7 @@ class Sales:
         notes: str | None,
         request_key: str | None,
         lock_id: str | None,
+        admission_pass: str | None,
     ) -> OrderRecord:
         if request_key is not None:
             existing = await self._order_by_request_key(request_key)
@@ -322,6 +353,7 @@ class Sales:
                 return existing
         self.check_quantity(quantity)
         event, category = await self.on_sale(event_id, category_id)
+        self._check_admission(caller, event, admission_pass)
         draft = OrderDraft(
             user_id=caller.user_id,
             event_id=event.id,
@@ -348,6 +380,7 @@ class Sales:
                     return existing
             raise
         self.tally.orders.add(REPLAYED if placed.replayed else PLACED)
+        self._note_admitted_buyer(caller, event)
         self._fulfilment.submit(placed.order)
         return placed.order
 

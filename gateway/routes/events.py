@@ -21,11 +21,13 @@ from gateway.schemas import (
     EventOut,
     EventUpdateIn,
     TicketCategoryOut,
+    WaitingRoomIn,
+    WaitingRoomOut,
 )
 from gateway.system import Runtime
 from persistence import audit, catalog
 from persistence.errors import EventHasOrders
-from persistence.records import CategoryDraft, EventDraft, EventRecord
+from persistence.records import CategoryDraft, EventDraft, EventRecord, WaitingRoomConfig
 from sales.identity import Principal
 from sales.service import EVENT_NOT_FOUND
 
@@ -76,9 +78,24 @@ async def shape_events(runtime: Runtime, events: Sequence[EventRecord]) -> list[
                 updated_at=event.updated_at,
                 sales_start_at=event.sales_start_at,
                 sales_end_at=event.sales_end_at,
+                waiting_room=_room_out(event.waiting_room),
             )
         )
     return shaped
+
+
+def _room_out(room: WaitingRoomConfig | None) -> WaitingRoomOut | None:
+    if room is None:
+        return None
+    return WaitingRoomOut(
+        enabled=room.enabled, admit_per_second=room.admit_per_second, opens_at=room.opens_at
+    )
+
+
+def _room_in(room: WaitingRoomIn | None) -> WaitingRoomConfig | None:
+    if room is None:
+        return None
+    return WaitingRoomConfig(room.enabled, room.admit_per_second, room.opens_at)
 
 
 async def _load(runtime: Runtime, event_id: int) -> EventRecord:
@@ -117,6 +134,7 @@ async def create_event(body: EventIn, organizer: Organizer, runtime: RuntimeDep)
         ),
         sales_start_at=body.sales_start_at,
         sales_end_at=body.sales_end_at,
+        waiting_room=_room_in(body.waiting_room),
     )
     async with runtime.db.begin() as conn:
         event = await catalog.create_event(conn, draft, organizer.user_id)
@@ -181,6 +199,8 @@ async def update_event(
     event = await _owned(runtime, organizer, id)
     changes = body.changes()
     runtime.sales.check_window_change(event, changes)
+    if "waiting_room" in changes:
+        changes |= catalog.waiting_room_columns(_room_in(changes.pop("waiting_room")))
     if changes:
         async with runtime.db.begin() as conn:
             updated = await catalog.update_event(conn, id, changes)

@@ -10,7 +10,15 @@ from typing import Any
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
-from gateway.deps import Caller, EventId, OrderId, OrderPaging, RequestKey, RuntimeDep
+from gateway.deps import (
+    AdmissionPass,
+    Caller,
+    EventId,
+    OrderId,
+    OrderPaging,
+    RequestKey,
+    RuntimeDep,
+)
 from gateway.schemas import OrderIn, OrderOut, OrderWithLockIn
 from gateway.system import Runtime
 from persistence.records import OrderRecord
@@ -21,7 +29,7 @@ router = APIRouter(prefix="/orders", tags=["orders"])
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid body, or a quantity or category that does not match the hold"},
     401: {"description": "Missing or invalid token"},
-    403: {"description": "The lock belongs to another user"},
+    403: {"description": "The lock belongs to another user, or no admission pass (queue on)"},
     404: {"description": "Unknown event, category or lock"},
     409: {"description": "Not enough seats, category not on sale, or the lock has expired"},
 }
@@ -47,9 +55,13 @@ def shape(order: OrderRecord) -> OrderOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut, responses=_REFUSALS)
 async def create_order(
-    body: OrderIn, caller: Caller, request_key: RequestKey, runtime: RuntimeDep
+    body: OrderIn,
+    caller: Caller,
+    request_key: RequestKey,
+    runtime: RuntimeDep,
+    admission_pass: AdmissionPass = None,
 ) -> Response:
-    return await _place(runtime, caller, body, request_key, lock_id=None)
+    return await _place(runtime, caller, body, request_key, None, admission_pass)
 
 
 @router.post(
@@ -59,9 +71,13 @@ async def create_order(
     responses=_REFUSALS,
 )
 async def create_order_with_lock(
-    body: OrderWithLockIn, caller: Caller, request_key: RequestKey, runtime: RuntimeDep
+    body: OrderWithLockIn,
+    caller: Caller,
+    request_key: RequestKey,
+    runtime: RuntimeDep,
+    admission_pass: AdmissionPass = None,
 ) -> Response:
-    return await _place(runtime, caller, body, request_key, lock_id=body.lock_id)
+    return await _place(runtime, caller, body, request_key, body.lock_id, admission_pass)
 
 
 async def _place(
@@ -70,6 +86,7 @@ async def _place(
     body: OrderIn,
     request_key: str | None,
     lock_id: str | None,
+    admission_pass: str | None = None,
 ) -> Response:
     order = await runtime.sales.place_order(
         caller,
@@ -79,6 +96,7 @@ async def _place(
         notes=body.notes,
         request_key=request_key,
         lock_id=lock_id,
+        admission_pass=admission_pass,
     )
     return shape(order).respond(status.HTTP_201_CREATED)
 

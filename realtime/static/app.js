@@ -13,6 +13,8 @@
     clockOffsetMs: 0, // server time minus browser time, from heartbeats
     waiting: new Map(), // categoryId -> {position, waiting} while on its waiting list
     available: new Map(), // categoryId -> availableTickets, as last heard
+    passes: new Map(), // eventId -> admission pass from the event's waiting room
+    queue: new Map(), // eventId -> {first position seen, last status} while queued
   };
 
   const $ = (id) => document.getElementById(id);
@@ -43,8 +45,8 @@
 
   // -- REST --------------------------------------------------------------------------------
 
-  async function api(path, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
+  async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
+    const headers = { Accept: "application/json", ...extra };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (state.token) headers.Authorization = `Bearer ${state.token}`;
     const response = await fetch(`/api${path}`, {
@@ -117,6 +119,8 @@
       status.textContent = "live";
       if (state.currentEventId !== null) {
         socket.emit("join-event-room", { eventId: state.currentEventId });
+        const event = state.events.get(state.currentEventId);
+        if (event) enterQueueIfNeeded(event, state.currentEventId);
       }
       socket.emit("get-my-locks");
       socket.emit("heartbeat");
@@ -174,6 +178,19 @@
       rememberLock(offer);
       renderFairness();
       offerToast(offer);
+    });
+    socket.on("join-queue-response", (reply) => {
+      if (!reply.success) return say(reply.message);
+      showQueueStatus(reply);
+    });
+    socket.on("queue-status", showQueueStatus);
+    socket.on("queue-admitted", admitted);
+    socket.on("queue-closed", (data) => {
+      state.queue.delete(data.eventId);
+      if (data.eventId !== state.currentEventId) return;
+      $("queue-position").textContent = "Sold out";
+      $("queue-eta").textContent = data.message;
+      $("queue-panel").dataset.state = "closed";
     });
     socket.on("order-cancelled", (data) => {
       toast(data.message || `Order #${data.orderId} cancelled`, "error", 8000, "order-cancelled");
@@ -245,6 +262,58 @@
     }
     renderFairness();
     if (state.socket) state.socket.emit("join-event-room", { eventId });
+    enterQueueIfNeeded(event, eventId);
+  }
+
+  // -- the waiting room ----------------------------------------------------------------------
+
+  function queued(event) {
+    return Boolean(event.waitingRoom && event.waitingRoom.enabled);
+  }
+
+  function enterQueueIfNeeded(event, eventId) {
+    const waiting = queued(event) && !state.passes.has(eventId);
+    $("queue-panel").hidden = !waiting;
+    $("categories").hidden = waiting;
+    if (!waiting) return;
+    $("queue-panel").dataset.state = "joining";
+    $("queue-position").textContent = "Joining the queue…";
+    $("queue-eta").textContent = "";
+    $("queue-progress").removeAttribute("value");
+    if (state.socket && state.socket.connected) {
+      state.socket.emit("join-queue", { eventId });
+    }
+  }
+
+  function showQueueStatus(status) {
+    if (status.admitted || status.eventId !== state.currentEventId) return;
+    const seen = state.queue.get(status.eventId) || { first: null };
+    if (status.position !== null && seen.first === null) seen.first = status.position;
+    state.queue.set(status.eventId, seen);
+    const panel = $("queue-panel");
+    panel.dataset.state = status.position === null ? "before-opening" : "waiting";
+    const progress = $("queue-progress");
+    if (status.position === null) {
+      $("queue-position").textContent = `${status.waiting} in the queue`;
+      $("queue-eta").textContent =
+        `Places are drawn at random at ${new Date(status.opensAt).toLocaleTimeString()}`;
+      progress.removeAttribute("value");
+      return;
+    }
+    $("queue-position").textContent = `You are #${status.position} in line`;
+    $("queue-eta").textContent = status.etaSeconds > 0
+      ? `About ${Math.ceil(status.etaSeconds)} s to go` : "Any moment now";
+    const done = seen.first > 1 ? (seen.first - status.position) / (seen.first - 1) : 1;
+    progress.value = Math.round(Math.max(0, Math.min(1, done)) * 100);
+  }
+
+  function admitted(data) {
+    state.passes.set(data.eventId, data.admissionPass);
+    state.queue.delete(data.eventId);
+    toast("You are in: buy before your pass expires", "success", 6000, "queue-admitted");
+    if (data.eventId !== state.currentEventId) return;
+    $("queue-panel").hidden = true;
+    $("categories").hidden = false;
   }
 
   function applyAvailability(update) {
@@ -367,7 +436,10 @@
 
   function lockSeats(eventId, categoryId, quantity) {
     if (!state.socket || !state.socket.connected) return say("Not connected yet.");
-    state.socket.emit("lock-tickets", { eventId, categoryId, quantity });
+    const admissionPass = state.passes.get(eventId);
+    state.socket.emit("lock-tickets",
+      admissionPass ? { eventId, categoryId, quantity, admissionPass }
+        : { eventId, categoryId, quantity });
   }
 
   function rememberLock(lock, render = true) {
@@ -422,10 +494,11 @@
   async function buy(lock, button) {
     button.disabled = true;
     try {
+      const admissionPass = state.passes.get(lock.eventId);
       const order = await api("/orders/with-lock", { method: "POST", body: {
         eventId: lock.eventId, categoryId: lock.categoryId, quantity: lock.quantity,
         lockId: lock.lockId,
-      } });
+      }, headers: admissionPass ? { "X-Admission-Pass": admissionPass } : {} });
       state.locks.delete(lock.lockId);
       renderLocks();
       say("");

@@ -58,3 +58,53 @@ def test_quick_flash_sale_sells_exactly_the_capacity(tmp_path: Path) -> None:
     assert flash["passed"] is True
     assert status == 0
     assert (out / "bench.png").stat().st_size > 0
+
+
+def test_quick_waiting_room_sells_exactly_the_capacity_in_queue_order(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    seats = 40
+
+    status = bench_main(
+        [
+            "--quick",
+            "--scenario",
+            "waiting-room",
+            "--targets",
+            "system",
+            "--buyers",
+            "10",
+            "--hold-clients",
+            "1",
+            "--sockets",
+            "1",
+            "--queue-buyers",
+            "120",
+            "--queue-sockets",
+            "20",
+            "--queue-rate",
+            "60",
+            "--queue-seats",
+            str(seats),
+            "--procs",
+            "1",
+            "--no-progress",
+            "--output",
+            str(out),
+        ]
+    )
+
+    report = json.loads((out / "results.json").read_text())
+    (room,) = report["scenarios"]
+    assert room["name"] == "waiting-room"
+    audit = room["audit"]["system"]
+    assert audit["capacity"] == seats
+    assert audit["sold_per_ledger_rows"] == audit["sold_per_ledger_counter"] == seats
+    assert audit["inversions"] == 0
+    assert audit["server_errors"] == 0
+    assert audit["admitted"] >= seats
+    rows = {row["metric"]: row for row in room["rows"]}
+    assert rows["join errors"]["values"]["system"] == 0
+    assert rows["queue-status staleness p99"]["values"]["system"] is not None
+    assert rows["admission → first hold p99"]["values"]["system"] is not None
+    assert room["passed"] is True
+    assert status == 0

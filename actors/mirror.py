@@ -19,17 +19,24 @@ class FeedMirror:
         # The same holds by owner: a user's holds are read on every hold request (the live
         # holds cap), and a scan of every live hold made each request cost O(all holds).
         self._by_owner: dict[int, dict[str, HoldView]] = {}
+        # And by category: a complete item replaces one category's holds without a scan.
+        self._by_category: dict[int, dict[str, HoldView]] = {}
         self._track_holds = track_holds
 
     def apply(self, change: CategoryChanged) -> bool:
         """Apply a category's change; False (and nothing applied) when it is older than what
         the mirror has. A change with the same stamp is applied: a coalesced item can carry
         holds of other callers beside a state this process already learned from an answer."""
-        current = self.availability.get(change.availability.category_id)
+        category_id = change.availability.category_id
+        current = self.availability.get(category_id)
         if current is not None and current.stamp > change.availability.stamp:
             return False
-        self.availability[change.availability.category_id] = change.availability
+        self.availability[category_id] = change.availability
         if self._track_holds:
+            if change.complete:
+                kept = {view.lock_id for view in change.holds_added}
+                gone = [i for i in self._by_category.get(category_id, {}) if i not in kept]
+                self.drop_holds(gone)
             self.drop_holds(change.holds_removed)
             self.add_holds(change.holds_added)
         return True
@@ -45,27 +52,35 @@ class FeedMirror:
     def add_holds(self, holds: Iterable[HoldView]) -> None:
         for hold in holds:
             previous = self.holds.get(hold.lock_id)
-            if previous is not None and previous.owner != hold.owner:
-                self._forget_owned(previous)
+            if previous is not None:
+                self._forget_indexed(previous)
             self.holds[hold.lock_id] = hold
             self._by_owner.setdefault(hold.owner, {})[hold.lock_id] = hold
+            self._by_category.setdefault(hold.category_id, {})[hold.lock_id] = hold
 
     def drop_holds(self, lock_ids: Iterable[str]) -> None:
         for lock_id in lock_ids:
             hold = self.holds.pop(lock_id, None)
             if hold is not None:
-                self._forget_owned(hold)
+                self._forget_indexed(hold)
 
-    def _forget_owned(self, hold: HoldView) -> None:
-        owned = self._by_owner.get(hold.owner)
-        if owned is not None:
-            owned.pop(hold.lock_id, None)
-            if not owned:
-                del self._by_owner[hold.owner]
+    def _forget_indexed(self, hold: HoldView) -> None:
+        for index, key in ((self._by_owner, hold.owner), (self._by_category, hold.category_id)):
+            entries = index.get(key)
+            if entries is not None:
+                entries.pop(hold.lock_id, None)
+                if not entries:
+                    del index[key]
 
     def reset(self, state: FeedState) -> None:
         """Start over from the hub's whole state (a new follower, or one that fell behind)."""
-        self.holds, self._by_owner = {}, {}
+        self.holds, self._by_owner, self._by_category = {}, {}, {}
+        self.merge(state)
+
+    def merge(self, state: FeedState) -> None:
+        """Take what a restarted hub knows without forgetting anything: its state is partial
+        until every live category has republished (each as a complete item), so a category
+        it does not know yet keeps its last known availability and holds meanwhile."""
         if self._track_holds:
             self.add_holds(state.holds)
         for availability in state.availability:

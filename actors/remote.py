@@ -7,6 +7,7 @@ and the benchmarks aside), so the rest is plain Python that can be read and test
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from typing import Any
@@ -27,17 +28,27 @@ CATEGORY_OPTIONS: dict[str, Any] = {
     "max_task_retries": 0,
     "max_concurrency": 1000,
 }
+# Where category actors go (ACTOR_PLACEMENT). Zero-CPU actors under Ray's default strategy
+# pack onto whichever node the scheduler likes (6/2, 4/4, 7/1 splits were seen on two nodes):
+# SPREAD places each new activation on the next node, so a node's loss takes its share only.
+PLACEMENTS = {"spread": "SPREAD", "pack": "DEFAULT"}
 HUB_NAME = "feed-hub"
+# The hub lives on the head node, as Ray's own state actors do (`node:__internal_head__`):
+# without GCS fault tolerance the head's loss stops the whole cluster anyway, so pinning the
+# hub there adds no failure, and a worker node's loss never restarts it.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
 HUB_OPTIONS: dict[str, Any] = {
     "num_cpus": 0,
     "max_restarts": -1,
     "max_task_retries": 0,
     "max_concurrency": 10_000,
+    "resources": {HEAD_NODE_RESOURCE: 0.001},
 }
 
 
 class Unavailable(Exception):
-    """An actor could not be reached after every retry: a dependency is down (503)."""
+    """An actor could not be reached after every retry, or did not answer within the call's
+    deadline (ACTOR_CALL_TIMEOUT_SECONDS): a dependency is down (503 with Retry-After)."""
 
 
 class Retired(Exception):
@@ -94,14 +105,30 @@ class CategoryHandles:
 
     def __init__(self, config: ActorConfig, actor: type) -> None:
         self._config = config
-        self._class: Any = ray.remote(**CATEGORY_OPTIONS)(actor)
+        options = {**CATEGORY_OPTIONS, "scheduling_strategy": PLACEMENTS[config.placement]}
+        self._class: Any = ray.remote(**options)(actor)
         self._handles: dict[int, Any] = {}
         # Calls resent after meeting a dead or retiring actor (for tests and the fault figures).
         self.retried = 0
 
     async def call(self, category_id: int, method: str, *args: Any) -> Any:
         """`method(*args)` on the category's actor; `Missing` when the category is gone,
-        `Unavailable` when no actor answered after every retry."""
+        `Unavailable` when no actor answered after every retry or within the deadline.
+
+        The deadline covers the retries too: an actor on a node that died answers nothing
+        until Ray declares the node dead (about 16 s by default), and a caller must not wait
+        that long. The call may still run after we stopped waiting; a retry carries the same
+        request ids, so the actor answers it once (see docs/idempotency.md)."""
+        deadline = self._config.call_timeout_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._call_retrying(category_id, method, *args)
+        except TimeoutError:
+            raise Unavailable(
+                f"category {category_id} did not answer within {deadline:g} s"
+            ) from None
+
+    async def _call_retrying(self, category_id: int, method: str, *args: Any) -> Any:
         delay = 0.02
         for _ in range(self._config.call_retries):
             handle = self._handle(category_id)
@@ -162,10 +189,13 @@ def retire_current_actor() -> None:
 
 
 class HubHandle:
-    """The namespace's feed hub, created by whoever asks first; it outlives any one gateway."""
+    """The namespace's feed hub, created by whoever asks first; it outlives any one gateway.
+    Every call has a deadline (`timeout`, beyond a poll's own wait): a hub on a lost node
+    must not hold a publisher or a follower for Ray's node-failure detection time."""
 
-    def __init__(self, namespace: str, hub: type) -> None:
+    def __init__(self, namespace: str, hub: type, timeout: float = 5.0) -> None:
         self._namespace = namespace
+        self._timeout = timeout
         self._class: Any = ray.remote(hub).options(
             name=HUB_NAME,
             namespace=namespace,
@@ -177,19 +207,49 @@ class HubHandle:
 
     def _hub(self) -> Any:
         if self._handle is None:
-            self._handle = self._class.remote()
+            resync = functools.partial(republish_live_categories, self._namespace, self._timeout)
+            self._handle = self._class.remote(resync)
         return self._handle
 
     def reconnect(self) -> None:
         """Forget the handle: the next call finds (or starts) the hub again."""
         self._handle = None
 
-    async def publish(self, items: list[Any]) -> None:
-        await self._hub().publish.remote(items)
+    async def publish(self, items: list[Any]) -> int:
+        """Answers the hub's generation."""
+        generation: int = await asyncio.wait_for(self._hub().publish.remote(items), self._timeout)
+        return generation
 
-    async def poll(self, cursor: int | None, wait_seconds: float) -> Any:
-        return await self._hub().poll.remote(cursor, wait_seconds)
+    async def poll(self, cursor: int | None, wait_seconds: float, generation: int | None) -> Any:
+        call = self._hub().poll.remote(cursor, wait_seconds, generation)
+        return await asyncio.wait_for(call, wait_seconds + self._timeout)
 
     async def ping(self) -> int:
-        answer: int = await self._hub().ping.remote()
+        answer: int = await asyncio.wait_for(self._hub().ping.remote(), self._timeout)
         return answer
+
+
+async def republish_live_categories(namespace: str, deadline: float) -> int:
+    """Ask every live category actor of `namespace` to republish its whole state (a restarted
+    hub's first call). Only live actors are named in Ray: this never activates a category."""
+    prefix = category_actor_name(0).removesuffix("0")
+    named = await asyncio.to_thread(ray.util.list_named_actors, True)
+    names = [n["name"] for n in named if n["namespace"] == namespace]
+    names = [name for name in names if name.startswith(prefix)]
+
+    async def ask(name: str) -> bool:
+        try:
+            handle = await asyncio.to_thread(ray.get_actor, name, namespace)
+            answer: bool = await asyncio.wait_for(handle.republish.remote(), deadline)
+        except Exception:  # gone meanwhile, or on a lost node: it republishes when it returns
+            return False
+        return answer
+
+    return sum(await asyncio.gather(*(ask(name) for name in names)))
+
+
+def engine_answers() -> bool:
+    """Does the Ray cluster's control store (GCS) answer, with at least one live node? A
+    blocking call: run it in a thread, with a deadline."""
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return any(node.get("Alive") for node in nodes)

@@ -31,6 +31,9 @@ class ActorConfig:
     # Deadline of one actor call, its retries included: past it the caller answers 503 with
     # Retry-After instead of waiting for Ray to declare a lost node dead (~16 s by default).
     call_timeout_seconds: float = 5.0
+    # The same for a category this process has not heard from yet (a process to start, a
+    # rebuild from PostgreSQL), or whose actor was replaced.
+    start_timeout_seconds: float = 30.0
     # Where category actors go: "spread" (one node after another) or "pack" (Ray's default).
     placement: str = "spread"
     # Fair sales (issue 12): how long a waiting-list offer is held for its buyer, and how

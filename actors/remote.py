@@ -108,6 +108,8 @@ class CategoryHandles:
         options = {**CATEGORY_OPTIONS, "scheduling_strategy": PLACEMENTS[config.placement]}
         self._class: Any = ray.remote(**options)(actor)
         self._handles: dict[int, Any] = {}
+        # Categories whose handle has answered here: their calls get the short deadline.
+        self._answered: set[int] = set()
         # Calls resent after meeting a dead or retiring actor (for tests and the fault figures).
         self.retried = 0
 
@@ -118,15 +120,23 @@ class CategoryHandles:
         The deadline covers the retries too: an actor on a node that died answers nothing
         until Ray declares the node dead (about 16 s by default), and a caller must not wait
         that long. The call may still run after we stopped waiting; a retry carries the same
-        request ids, so the actor answers it once (see docs/idempotency.md)."""
-        deadline = self._config.call_timeout_seconds
+        request ids, so the actor answers it once (see docs/idempotency.md).
+
+        A handle that never answered here gets the longer start deadline: its first call may
+        wait for a worker process to start and the category to rebuild from PostgreSQL, which
+        took over 5 s on a loaded 2-core machine."""
+        config = self._config
+        answered = category_id in self._answered
+        deadline = config.call_timeout_seconds if answered else config.start_timeout_seconds
         try:
             async with asyncio.timeout(deadline):
-                return await self._call_retrying(category_id, method, *args)
+                answer = await self._call_retrying(category_id, method, *args)
         except TimeoutError:
             raise Unavailable(
                 f"category {category_id} did not answer within {deadline:g} s"
             ) from None
+        self._answered.add(category_id)
+        return answer
 
     async def _call_retrying(self, category_id: int, method: str, *args: Any) -> Any:
         delay = 0.02
@@ -163,6 +173,7 @@ class CategoryHandles:
 
     def _forget(self, category_id: int, kill: bool = False) -> None:
         handle = self._handles.pop(category_id, None)
+        self._answered.discard(category_id)
         if kill and handle is not None:
             ray.kill(handle, no_restart=True)
 

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     # deadline of one actor call (retries included) and where category actors are placed.
     actor_db_connections: int = Field(default=1, ge=1, le=16)
     actor_call_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    actor_start_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     actor_placement: Literal["spread", "pack"] = "spread"
 
     cors_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CORS_ORIGINS

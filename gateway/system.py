@@ -60,6 +60,7 @@ def actor_config(settings: Settings, database_url: str) -> ActorConfig:
         rehold_cooldown_seconds=settings.rehold_cooldown_seconds,
         actor_db_connections=settings.actor_db_connections,
         call_timeout_seconds=settings.actor_call_timeout_seconds,
+        start_timeout_seconds=settings.actor_start_timeout_seconds,
         placement=settings.actor_placement,
     )
 

@@ -108,7 +108,9 @@ class CategoryHandles:
         options = {**CATEGORY_OPTIONS, "scheduling_strategy": PLACEMENTS[config.placement]}
         self._class: Any = ray.remote(**options)(actor)
         self._handles: dict[int, Any] = {}
-        # Categories whose handle has answered here: their calls get the short deadline.
+        # Categories that have answered this process: their calls get the short deadline,
+        # also while Ray restarts their actor elsewhere (a lost node) or after passivation
+        # (callers get 503 with Retry-After meanwhile, and the restart goes on without them).
         self._answered: set[int] = set()
         # Calls resent after meeting a dead or retiring actor (for tests and the fault figures).
         self.retried = 0
@@ -122,9 +124,10 @@ class CategoryHandles:
         that long. The call may still run after we stopped waiting; a retry carries the same
         request ids, so the actor answers it once (see docs/idempotency.md).
 
-        A handle that never answered here gets the longer start deadline: its first call may
-        wait for a worker process to start and the category to rebuild from PostgreSQL, which
-        took over 5 s on a loaded 2-core machine."""
+        A category that never answered this process gets the longer start deadline: its first
+        call may wait for a worker process to start and the category to rebuild from
+        PostgreSQL, which took over 5 s on a loaded 2-core machine (at a gateway's start, when
+        it activates every category with holds at once)."""
         config = self._config
         answered = category_id in self._answered
         deadline = config.call_timeout_seconds if answered else config.start_timeout_seconds
@@ -173,8 +176,8 @@ class CategoryHandles:
 
     def _forget(self, category_id: int, kill: bool = False) -> None:
         handle = self._handles.pop(category_id, None)
-        self._answered.discard(category_id)
         if kill and handle is not None:
+            self._answered.discard(category_id)
             ray.kill(handle, no_restart=True)
 
 

@@ -144,7 +144,7 @@ class CategoryHandles:
     async def _call_retrying(self, category_id: int, method: str, *args: Any) -> Any:
         delay = 0.02
         for _ in range(self._config.call_retries):
-            handle = self._handle(category_id)
+            handle = await self._handle(category_id)
             try:
                 return await getattr(handle, method).remote(*args)
             except RayTaskError as exc:
@@ -162,15 +162,21 @@ class CategoryHandles:
             delay = min(delay * 2, 0.5)
         raise Unavailable(f"category {category_id} did not answer")
 
-    def _handle(self, category_id: int) -> Any:
+    async def _handle(self, category_id: int) -> Any:
         handle = self._handles.get(category_id)
         if handle is None:
-            handle = self._class.options(
-                name=category_actor_name(category_id),
-                namespace=self._config.namespace,
-                get_if_exists=True,
-                lifetime="detached",
-            ).remote(self._config, category_id)
+            # Finding a named actor is a blocking round trip to Ray's control store, which is
+            # slow while it handles a node's loss: off the event loop, so the deadline holds.
+            handle = await asyncio.to_thread(
+                self._class.options(
+                    name=category_actor_name(category_id),
+                    namespace=self._config.namespace,
+                    get_if_exists=True,
+                    lifetime="detached",
+                ).remote,
+                self._config,
+                category_id,
+            )
             self._handles[category_id] = handle
         return handle
 

@@ -235,6 +235,7 @@ async def test_after_a_hub_restart_every_gateway_shows_the_true_state(
         killed = time.monotonic()
 
         async def hub_back() -> bool:
+            samples.extend([await my_locks(view) for view in views])  # meanwhile, too
             states = [await http.get(f"{api}/api/health") for api in (a, b)]
             return all(state.json()["realtime"] for state in states)
 

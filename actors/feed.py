@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 
 from actors.messages import CategoryChanged, FeedBatch, FeedItem
 from actors.mirror import FeedMirror
-from actors.remote import wake_current_actor
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +27,29 @@ Resync = Callable[[], Awaitable[int]]
 
 
 class FeedHub:
-    def __init__(
-        self,
-        resync: Resync | None = None,
-        retained: int = RETAINED_ITEMS,
-        wake: Callable[[], None] = wake_current_actor,
-    ) -> None:
+    def __init__(self, resync: Resync | None = None, retained: int = RETAINED_ITEMS) -> None:
         self.generation = time.time_ns()
         self._items: deque[FeedItem] = deque(maxlen=retained)
         self._last = 0  # cursor of the newest item; items hold cursors last-len+1 .. last
         self._mirror = FeedMirror()
         self._arrived: asyncio.Event | None = None
         self._resync = resync
-        if resync is not None:
-            wake()  # a (re)started hub asks at once for the state it does not have
+        self._resyncing: asyncio.Task[int] | None = None
 
-    async def ready(self) -> int:
-        """Ask every live category for its whole state (called by the hub itself at start)."""
+    def _start_resync(self) -> None:
+        """On the first call this generation serves: ask every live category for its whole
+        state. Not from the constructor: a call an actor sends itself while Ray restarts it
+        fails at once ("the actor is restarting"), and the resync was lost that way."""
+        if self._resyncing is None:
+            self._resyncing = asyncio.ensure_future(self._ask_for_state())
+
+    async def resynced(self) -> int:
+        """How many categories this generation asked to republish (once asked)."""
+        self._start_resync()
+        assert self._resyncing is not None
+        return await asyncio.shield(self._resyncing)
+
+    async def _ask_for_state(self) -> int:
         if self._resync is None:
             return 0
         try:
@@ -52,11 +57,14 @@ class FeedHub:
         except Exception:
             log.exception("feed hub generation %s could not ask for a resync", self.generation)
             return 0
-        log.info("feed hub generation %s asked %d categories to republish", self.generation, asked)
+        log.warning(
+            "feed hub generation %s asked %d categories to republish", self.generation, asked
+        )
         return asked
 
     async def publish(self, items: list[FeedItem]) -> int:
         """Append `items`; answers the hub's generation, so a publisher sees a restart."""
+        self._start_resync()
         for item in items:
             if isinstance(item, CategoryChanged):
                 self._mirror.apply(item)
@@ -72,6 +80,7 @@ class FeedHub:
     ) -> FeedBatch:
         """Items after `cursor` (a cursor of this `generation`), waiting up to `wait_seconds`
         for one when there is none yet; the whole state when the cursor means nothing here."""
+        self._start_resync()
         first = self._last - len(self._items) + 1
         if (
             cursor is None
@@ -100,4 +109,5 @@ class FeedHub:
         )
 
     async def ping(self) -> int:
+        self._start_resync()
         return self._last

@@ -66,7 +66,7 @@ class Network:
                 category.feed.republish()
             return len(self.categories)
 
-        self.hub = FeedHub(resync, wake=lambda: None)
+        self.hub = FeedHub(resync)
         return self.hub
 
 
@@ -132,8 +132,9 @@ async def test_a_hub_restart_leaves_followers_their_view_then_the_true_state() -
     assert view_of(follower.mirror, 5) == {"a1", "a2"}
     assert follower.mirror.availability[1].held == 2
 
-    # The hub asks every live category for its whole state: the view becomes the truth.
-    assert await hub.ready() == 2
+    # Its first call made the hub ask every live category for its whole state: the view
+    # becomes the truth.
+    assert await hub.resynced() == 2
     await settle(network)
     await follower.poll(hub)
     assert view_of(follower.mirror, 5) == {"a2"} and view_of(follower.mirror, 6) == {"b1", "b2"}
@@ -154,7 +155,7 @@ async def test_a_publisher_that_meets_a_new_generation_sends_its_whole_state() -
     a.add("a1", owner=5)
     await settle(network)
     # Restarted without its resync (say it failed): the next delta is followed by the whole.
-    network.hub = FeedHub(wake=lambda: None)
+    network.hub = FeedHub()
     a.add("a2", owner=5)
     await settle(network)
     follower = Follower()
@@ -163,7 +164,7 @@ async def test_a_publisher_that_meets_a_new_generation_sends_its_whole_state() -
 
 
 async def test_a_cursor_of_another_generation_gets_the_whole_state() -> None:
-    old, new = FeedHub(wake=lambda: None), FeedHub(wake=lambda: None)
+    old, new = FeedHub(), FeedHub()
     for hub in (old, new):
         await hub.publish([CategoryChanged(Category(Network(), 3).availability())])
     batch = await old.poll(None, 0.0)

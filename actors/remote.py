@@ -10,10 +10,12 @@ import asyncio
 import functools
 import logging
 import os
+import threading
+import time
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.config import ActorConfig
 
@@ -32,6 +34,8 @@ CATEGORY_OPTIONS: dict[str, Any] = {
 # pack onto whichever node the scheduler likes (6/2, 4/4, 7/1 splits were seen on two nodes):
 # SPREAD places each new activation on the next node, so a node's loss takes its share only.
 PLACEMENTS = {"spread": "SPREAD", "pack": "DEFAULT"}
+# A restarted actor's call to itself is retried this often while Ray still restarts it.
+WAKE_ATTEMPTS, WAKE_RETRY_SECONDS = 60, 0.5
 HUB_NAME = "feed-hub"
 # The hub lives on the head node, as Ray's own state actors do (`node:__internal_head__`):
 # without GCS fault tolerance the head's loss stops the whole cluster anyway, so pinning the
@@ -188,16 +192,35 @@ class CategoryHandles:
 
 
 def wake_current_actor() -> None:
-    """Called in an actor's constructor: queue a `ready` call to itself, so an actor that Ray
-    restarted after its process died loads (and its holds expire) without waiting for a
-    caller. Unconditional: asking Ray whether this is a restart costs a GCS query, and a fresh
-    actor was started by a caller who is about to load it anyway."""
+    """Called in an actor's constructor: send a `ready` call to itself, so an actor that Ray
+    restarted after its process (or node) died loads, expires its holds and republishes its
+    state without waiting for a caller. Unconditional: asking Ray whether this is a restart
+    costs a GCS query, and a fresh actor was started by a caller who is about to load it.
+
+    From a thread, retried: a call an actor sends itself while Ray still counts it as
+    restarting fails at once ("the actor is restarting"), which lost the wake-up in about
+    half the feed hub's restarts in the multi-node test."""
     if not ray.is_initialized():
         return
     try:
-        ray.get_runtime_context().current_actor.ready.remote()
+        handle = ray.get_runtime_context().current_actor
     except Exception:
         log.exception("an actor could not wake itself; its next call loads it")
+        return
+    threading.Thread(target=_wake, args=(handle,), name="wake", daemon=True).start()
+
+
+def _wake(handle: Any) -> None:
+    for _ in range(WAKE_ATTEMPTS):
+        try:
+            ray.get(handle.ready.remote())
+        except ActorUnavailableError:
+            time.sleep(WAKE_RETRY_SECONDS)
+            continue
+        except Exception:  # it answered (a refusal, an outage): its next caller sees that
+            return
+        return
+    log.warning("an actor could not wake itself; its next call loads it")
 
 
 def retire_current_actor() -> None:

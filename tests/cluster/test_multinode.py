@@ -221,6 +221,7 @@ async def test_after_a_hub_restart_every_gateway_shows_the_true_state(
 
         true_available = {first: 9, second: 8}
         samples: list[set[str]] = []
+        seen: dict[str, object] = {}  # the last view of each gateway, for a failure's message
 
         async def converged() -> bool:
             for view, api in zip(views, (a, b), strict=True):
@@ -228,6 +229,7 @@ async def test_after_a_hub_restart_every_gateway_shows_the_true_state(
                 samples.append(locks)
                 tickets = (await http.get(f"{api}/api/events/{event.id}/tickets")).json()
                 available = {t["id"]: t["availableSeats"] for t in tickets}
+                seen[api] = (locks, available)
                 if locks != kept or available != true_available:
                     return False
             return True
@@ -242,7 +244,10 @@ async def test_after_a_hub_restart_every_gateway_shows_the_true_state(
         # Generous bounds: restarting the hub's process took 2 to 6 s on this loaded machine.
         await poll(hub_back, within=60)
         recovered = time.monotonic()
-        await poll(converged, within=60)
+        try:
+            await poll(converged, within=60)
+        except TimeoutError:
+            raise AssertionError(f"expected {kept} and {true_available}, saw {seen}") from None
         took = time.monotonic() - recovered
         # Never "empty": the buyer held at least two locks all along, and every gateway said so.
         assert all(len(sample) >= 2 for sample in samples), samples

@@ -223,6 +223,9 @@ class FeedState:
 
     availability: tuple[Availability, ...]
     holds: tuple[HoldView, ...]
+    # Categories whose holds here are all their live holds (a complete item reached this
+    # state); a follower that merges replaces exactly those categories' holds.
+    complete: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

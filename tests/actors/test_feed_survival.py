@@ -147,6 +147,32 @@ async def test_a_hub_restart_leaves_followers_their_view_then_the_true_state() -
     assert late.mirror.holds == follower.mirror.holds
 
 
+async def test_a_follower_back_only_after_the_resync_drops_what_was_released_meanwhile() -> None:
+    """The complete items are inside the new hub's state by the time this follower asks: the
+    merge must replace those categories' holds, not only add to them (seen in the
+    multi-node test: a released hold stayed on one gateway)."""
+    network = Network()
+    network.start_hub()
+    a, b = Category(network, 1), Category(network, 2)
+    network.categories = [a, b]
+    a.add("a1", owner=5)
+    a.add("a2", owner=5)
+    b.add("b1", owner=6)
+    await settle(network)
+    follower = Follower()
+    assert network.hub is not None
+    await follower.poll(network.hub)
+
+    network.hub = None
+    a.remove("a1")
+    hub = network.start_hub()
+    assert await hub.resynced() == 2
+    await settle(network)
+    await follower.poll(hub)  # a reset of a new generation: merged
+    assert view_of(follower.mirror, 5) == {"a2"} and view_of(follower.mirror, 6) == {"b1"}
+    assert follower.mirror.hold_count(5) == 1
+
+
 async def test_a_publisher_that_meets_a_new_generation_sends_its_whole_state() -> None:
     network = Network()
     network.start_hub()

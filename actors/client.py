@@ -48,7 +48,7 @@ from actors.messages import (
 )
 from actors.mirror import FeedMirror
 from actors.refusals import HoldNotFound, Refusal, RefusalReason
-from actors.remote import CategoryHandles, HubHandle, Missing, engine_answers
+from actors.remote import CategoryHandles, HubHandle, Missing, Unavailable, engine_answers
 from persistence import catalog
 from persistence.records import OrderDraft, OrderRecord
 
@@ -230,7 +230,13 @@ class SeatClient:
     # -- calls ------------------------------------------------------------------------------------
 
     async def _submit(self, category_id: int, command: Command) -> Outcome:
-        outcome = await self._batcher.submit(category_id, command)
+        deadline = self._handles.deadline(category_id)
+        try:
+            outcome = await self._batcher.submit(category_id, command, deadline)
+        except TimeoutError:
+            raise Unavailable(
+                f"category {category_id} did not answer within {deadline:g} s"
+            ) from None
         self._learn(outcome)
         return outcome
 

@@ -132,9 +132,7 @@ class CategoryHandles:
         call may wait for a worker process to start and the category to rebuild from
         PostgreSQL, which took over 5 s on a loaded 2-core machine (at a gateway's start, when
         it activates every category with holds at once)."""
-        config = self._config
-        answered = category_id in self._answered
-        deadline = config.call_timeout_seconds if answered else config.start_timeout_seconds
+        deadline = self.deadline(category_id)
         try:
             async with asyncio.timeout(deadline):
                 answer = await self._call_retrying(category_id, method, *args)
@@ -144,6 +142,13 @@ class CategoryHandles:
             ) from None
         self._answered.add(category_id)
         return answer
+
+    def deadline(self, category_id: int) -> float:
+        """Seconds a call to the category may take, its retries included (see `call`)."""
+        config = self._config
+        if category_id in self._answered:
+            return config.call_timeout_seconds
+        return config.start_timeout_seconds
 
     async def _call_retrying(self, category_id: int, method: str, *args: Any) -> Any:
         delay = 0.02

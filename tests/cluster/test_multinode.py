@@ -31,7 +31,8 @@ from tests.realtime.conftest import Recorder, Sockets
 if TYPE_CHECKING:
     from tests.fixtures.system import TestUser
 
-pytestmark = pytest.mark.cluster
+# The first test also waits for two Ray nodes and two gateways to start (a minute or two here).
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
 
 async def new_event(db: AsyncEngine, organizer: TestUser, seats: tuple[int, ...]) -> EventRecord:

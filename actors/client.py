@@ -48,7 +48,14 @@ from actors.messages import (
 )
 from actors.mirror import FeedMirror
 from actors.refusals import HoldNotFound, Refusal, RefusalReason
-from actors.remote import CategoryHandles, HubHandle, Missing, Unavailable, engine_answers
+from actors.remote import (
+    CategoryHandles,
+    HubHandle,
+    Missing,
+    Unavailable,
+    engine_answers,
+    in_control_thread,
+)
 from persistence import catalog
 from persistence.records import OrderDraft, OrderRecord
 
@@ -216,7 +223,7 @@ class SeatClient:
         restart elsewhere), not the gateway. One probe at a time, shared by every caller:
         a control store that hangs must not pile up blocked threads."""
         if self._probe is None or self._probe.done():
-            self._probe = asyncio.ensure_future(asyncio.to_thread(engine_answers))
+            self._probe = asyncio.ensure_future(in_control_thread(engine_answers))
         return await asyncio.shield(self._probe)
 
     async def realtime(self) -> bool:

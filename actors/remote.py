@@ -12,7 +12,9 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
@@ -48,6 +50,20 @@ HUB_OPTIONS: dict[str, Any] = {
     "max_concurrency": 10_000,
     "resources": {HEAD_NODE_RESOURCE: 0.001},
 }
+
+
+T = TypeVar("T")
+
+# Blocking calls to Ray's control store (finding a named actor, listing nodes) run on threads
+# of their own: while the store handles a node's loss they can block for seconds, and on the
+# event loop's default executor (6 threads on 2 cores) they would hold up everything else
+# queued there, such as resolving the database's address for a new connection.
+_CONTROL_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ray-control")
+
+
+async def in_control_thread(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on a control-store thread, awaited without blocking the loop."""
+    return await asyncio.get_running_loop().run_in_executor(_CONTROL_THREADS, function, *args)
 
 
 class Unavailable(Exception):
@@ -176,7 +192,7 @@ class CategoryHandles:
         if handle is None:
             # Finding a named actor is a blocking round trip to Ray's control store, which is
             # slow while it handles a node's loss: off the event loop, so the deadline holds.
-            handle = await asyncio.to_thread(
+            handle = await in_control_thread(
                 self._class.options(
                     name=category_actor_name(category_id),
                     namespace=self._config.namespace,
@@ -281,13 +297,13 @@ async def republish_live_categories(namespace: str, deadline: float) -> int:
     """Ask every live category actor of `namespace` to republish its whole state (a restarted
     hub's first call). Only live actors are named in Ray: this never activates a category."""
     prefix = category_actor_name(0).removesuffix("0")
-    named = await asyncio.to_thread(ray.util.list_named_actors, True)
+    named = await in_control_thread(ray.util.list_named_actors, True)
     names = [n["name"] for n in named if n["namespace"] == namespace]
     names = [name for name in names if name.startswith(prefix)]
 
     async def ask(name: str) -> bool:
         try:
-            handle = await asyncio.to_thread(ray.get_actor, name, namespace)
+            handle = await in_control_thread(ray.get_actor, name, namespace)
             answer: bool = await asyncio.wait_for(handle.republish.remote(), deadline)
         except Exception:  # gone meanwhile, or on a lost node: it republishes when it returns
             return False

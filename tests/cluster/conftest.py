@@ -101,6 +101,18 @@ def _end(processes: list[psutil.Popen], stragglers: list[psutil.Process]) -> Non
             process.wait(10)
 
 
+def _first_answer(driver: psutil.Popen, answers: queue.Queue[str], within: float) -> str:
+    """The driver's first line; fails at once if it exited (Ray could not start a node)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, "the cluster driver exited: see cluster.log"
+        try:
+            return answers.get(timeout=0.5)
+        except queue.Empty:
+            continue
+    raise AssertionError("the two Ray nodes did not start in time")
+
+
 def _wait_healthy(gateway: ClusterGateway, within: float = 240.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -132,7 +144,7 @@ def two_nodes(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     nodes = TwoNodes(driver, answers, namespace, TokenService(secret, timedelta(hours=2)))
     seen: list[psutil.Process] = []
     try:
-        address = json.loads(answers.get(timeout=180))["address"]
+        address = json.loads(_first_answer(driver, answers, within=180))["address"]
         for name in ("a", "b"):
             port = free_port()
             environment = {

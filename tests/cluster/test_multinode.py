@@ -242,7 +242,7 @@ async def test_after_a_hub_restart_every_gateway_shows_the_true_state(
             states = [await http.get(f"{api}/api/health") for api in (a, b)]
             return all(state.json()["realtime"] for state in states)
 
-        # Generous bounds: restarting the hub's process took 2 to 6 s on this loaded machine.
+        # Generous bounds: restarting the hub's process took 1 to 5 s on this loaded machine.
         await poll(hub_back, within=60)
         recovered = time.monotonic()
         try:

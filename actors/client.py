@@ -214,8 +214,14 @@ class SeatClient:
         await self.publish(UserNotice(user_id, event, payload))
 
     async def publish(self, *items: FeedItem) -> None:
-        """Send items to every gateway following the feed, this one included."""
-        await self._hub.publish(list(items))
+        """Send items to every gateway following the feed, this one included. Best effort:
+        what they announce (an order completed or cancelled) is already in the ledger, and a
+        request that changed it must not fail because the hub is restarting; a notice the
+        hub could not take is logged and not delivered."""
+        try:
+            await self._hub.publish(list(items))
+        except Exception as error:
+            log.warning("the change feed did not take %d notices (%r)", len(items), error)
 
     async def selling(self) -> bool:
         """Can this process reach the category actors? Asks Ray's control store, not any one

@@ -75,10 +75,13 @@ class TwoNodes:
 
 
 def _read_lines(stream: IO[bytes], into: queue.Queue[str]) -> None:
+    """The driver's JSON answers, each at the start of a line (anything after it ignored)."""
+    decoder = json.JSONDecoder()
     for line in stream:
-        text = line.decode().strip()
+        text = line.decode(errors="replace").strip()
         if text.startswith("{"):
-            into.put(text)
+            with contextlib.suppress(ValueError):
+                into.put(json.dumps(decoder.raw_decode(text)[0]))
 
 
 def _descendants(process: psutil.Process) -> list[psutil.Process]:

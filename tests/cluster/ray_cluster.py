@@ -51,7 +51,8 @@ def main(namespace: str) -> None:
     )
     worker: Node | None = cluster.add_node(**NODE_ARGS)
     cluster.wait_for_nodes()
-    cluster.connect(namespace=namespace)  # type: ignore[no-untyped-call]
+    # Not Cluster.connect: workers' logs must not reach this process's stdout (the answers).
+    ray.init(address=cluster.address, namespace=namespace, log_to_driver=False)
     print(json.dumps({"address": cluster.address}), flush=True)
     for line in sys.stdin:
         command = line.strip()

@@ -321,14 +321,14 @@ async def test_losing_the_worker_node_mid_sale_oversells_nothing_and_loses_no_or
         assert answered == ids  # no lost order, and none the buyers were not told of
     assert len(sale.orders) == sum(seats)
     assert not [s for s in sale.statuses if s >= 500 and s != 503], sale.statuses
-    # Requests to the lost node's categories answered 503 at the deadline, not when Ray had
-    # restarted them: the slowest answer came before the last category sold again (Ray
-    # declares a node dead after about 15 s by default, then restarts its actors).
-    # Every gateway stayed healthy for the categories that sold meanwhile.
-    assert sale.unanswered == 0
+    # Requests to the lost node's categories answered 503 (with Retry-After, checked in
+    # `Sale.buy`) while Ray restarted them, and every request was answered; every gateway
+    # stayed healthy for the categories that sold meanwhile. (How long answers took is
+    # printed, not asserted: speed is never a test's assertion here. That a command fails at
+    # its own deadline is tests/actors/test_coalescing.py.)
+    assert sale.unanswered == 0 and sale.statuses[503] > 0, sale.statuses
     after = [[t for t, c in sale.sold_at if c == cat and t > lost_at[0]] for cat in categories]
     recovery = max(min(times) for times in after if times) - lost_at[0]
-    assert sale.statuses[503] > 0 and sale.slowest < recovery, (sale.slowest, recovery)
     assert set(health) == {200}, health
     print(
         f"node loss: {dict(sale.statuses)}, slowest answer {sale.slowest:.2f} s, "

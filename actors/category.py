@@ -83,11 +83,13 @@ class CategoryActor:
         # orders being written, by lock id: a replay arriving meanwhile waits for the same one
         self._writing: dict[str, asyncio.Future[PlacedOrder]] = {}
         self._commits = GroupCommit(self._write_orders, grouped=config.group_commit)
-        hub = HubHandle(config.namespace, FeedHub)
+        hub = HubHandle(config.namespace, FeedHub, config.call_timeout_seconds)
         self._hub = hub
         self._stats = ActorStats()
         self._reporting: asyncio.Task[None] | None = None
-        self._feed = FeedBatcher(hub.publish, self._state, config.publish_interval_seconds)
+        self._feed = FeedBatcher(
+            hub.publish, self._state, config.publish_interval_seconds, holds=self._live_holds
+        )
         self._journal = HoldJournal(self._append_journal)
         self._snapshots = Snapshotter(
             self._save_snapshot,
@@ -117,6 +119,13 @@ class CategoryActor:
         desk = await self._enter()
         self._activity.leave()
         return desk.availability()
+
+    async def republish(self) -> bool:
+        """Send the whole state to the feed (a restarted hub asks); never activates."""
+        if self._desk is None or self._activity.retired:
+            return False
+        self._feed.republish()
+        return True
 
     async def _run(self, desk: Desk, commands: Sequence[Command]) -> list[Outcome]:
         decision = desk.decide(commands, time.time(), self._replies, self._writing)
@@ -260,8 +269,9 @@ class CategoryActor:
             if self._missing:
                 raise Missing(f"category {self._category_id} does not exist")
             if self._db is None:
+                connections = self._config.actor_db_connections
                 self._db = create_engine(
-                    self._config.database_url, pool_size=self._config.actor_db_pool_size
+                    self._config.database_url, pool_size=connections, max_overflow=0
                 )
             started = time.perf_counter()
             try:
@@ -294,8 +304,9 @@ class CategoryActor:
             self._desk = desk
             self._stats.activation_seconds = time.perf_counter() - started
             self._housekeeper = asyncio.create_task(self._housekeep(desk))
-            with self._unjournaled_changes():
-                desk.everything_changed()
+            # The whole state, as a complete item: mirrors drop holds a previous activation
+            # announced that did not survive (expired while the actor was away).
+            self._feed.republish()
             log.info("category %s active: %s", self._category_id, rebuilt.inventory.snapshot())
             return desk
 
@@ -357,8 +368,8 @@ class CategoryActor:
             if time.monotonic() - catalogue_read >= config.catalogue_refresh_seconds:
                 catalogue_read = time.monotonic()
                 await self._refresh_catalogue(desk)
-            if self._activity.idle_for() >= config.actor_idle_seconds and self._can_passivate(desk):
-                await self._passivate(desk)
+            idle = self._activity.idle_for() >= config.actor_idle_seconds
+            if idle and self._can_passivate(desk) and await self._passivate(desk):
                 return
             wake = config.snapshot_interval_seconds
             next_expiry = desk.inventory.next_expiry()
@@ -387,16 +398,20 @@ class CategoryActor:
             and not self._writing
         )
 
-    async def _passivate(self, desk: Desk) -> None:
-        """Save, tell the feed, and leave: the next call activates a fresh actor."""
+    async def _passivate(self, desk: Desk) -> bool:
+        """Save, tell the feed, and leave: the next call activates a fresh actor. Stays (False)
+        while the hub cannot take its last state: followers would keep a stale one."""
         self._activity.retired = True
         await self._snapshots.save(desk.inventory)
-        await self._last_report()
-        await self._feed.flush()
+        if not await self._feed.flush():
+            self._activity.retired = False
+            return False
+        await self._last_report()  # only once it really leaves: the gateways count it gone
         if self._db is not None:
             await self._db.dispose()
         log.info("category %s passivated", self._category_id)
         retire_current_actor()
+        return True
 
     def _report(self) -> None:
         """Metrics for the gateways, when due: sent beside housekeeping, never awaited by it
@@ -435,6 +450,9 @@ class CategoryActor:
         async with self._require_db().connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await hold_journal.append(conn, self._category_id, entries)
+
+    def _live_holds(self) -> list[HoldView]:
+        return [] if self._desk is None else self._desk.live_holds()
 
     def _state(self) -> Availability | None:
         return None if self._desk is None else self._desk.availability()

@@ -48,7 +48,14 @@ from actors.messages import (
 )
 from actors.mirror import FeedMirror
 from actors.refusals import HoldNotFound, Refusal, RefusalReason
-from actors.remote import CategoryHandles, HubHandle, Missing
+from actors.remote import (
+    CategoryHandles,
+    HubHandle,
+    Missing,
+    Unavailable,
+    engine_answers,
+    in_control_thread,
+)
 from actors.trace import REQUEST_ID
 from persistence import catalog
 from persistence.records import OrderDraft, OrderRecord
@@ -65,9 +72,11 @@ class SeatClient:
         self._db = db
         self._handles = CategoryHandles(config, CategoryActor)
         self._batcher = CommandBatcher(self._execute)
-        self._hub = HubHandle(config.namespace, FeedHub)
+        self._hub = HubHandle(config.namespace, FeedHub, config.call_timeout_seconds)
         self._mirror = FeedMirror()
         self._cursor: int | None = None
+        self._generation: int | None = None  # of the hub our cursor belongs to
+        self._probe: asyncio.Future[bool] | None = None
         self._listeners: list[Listener] = []
         self._follower: asyncio.Task[None] | None = None
         self._followed = asyncio.Event()
@@ -222,12 +231,28 @@ class SeatClient:
         await self.publish(UserNotice(user_id, event, payload))
 
     async def publish(self, *items: FeedItem) -> None:
-        """Send items to every gateway following the feed, this one included."""
-        await self._hub.publish(list(items))
-
-    async def healthy(self) -> bool:
+        """Send items to every gateway following the feed, this one included. Best effort:
+        what they announce (an order completed or cancelled) is already in the ledger, and a
+        request that changed it must not fail because the hub is restarting; a notice the
+        hub could not take is logged and not delivered."""
         try:
-            await asyncio.wait_for(self._hub.ping(), timeout=2)
+            await self._hub.publish(list(items))
+        except Exception as error:
+            log.warning("the change feed did not take %d notices (%r)", len(items), error)
+
+    async def selling(self) -> bool:
+        """Can this process reach the category actors? Asks Ray's control store, not any one
+        actor or node: a lost node stops its own categories (which answer 503 until they
+        restart elsewhere), not the gateway. One probe at a time, shared by every caller:
+        a control store that hangs must not pile up blocked threads."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(in_control_thread(engine_answers))
+        return await asyncio.shield(self._probe)
+
+    async def realtime(self) -> bool:
+        """Is the change feed flowing: the hub answers and this process follows it."""
+        try:
+            await self._hub.ping()
         except Exception:
             return False
         return self._follower is not None and not self._follower.done()
@@ -235,7 +260,13 @@ class SeatClient:
     # -- calls ------------------------------------------------------------------------------------
 
     async def _submit(self, category_id: int, command: Command) -> Outcome:
-        outcome = await self._batcher.submit(category_id, command)
+        deadline = self._handles.deadline(category_id)
+        try:
+            outcome = await self._batcher.submit(category_id, command, deadline)
+        except TimeoutError:
+            raise Unavailable(
+                f"category {category_id} did not answer within {deadline:g} s"
+            ) from None
         self._learn(outcome)
         return outcome
 
@@ -266,11 +297,12 @@ class SeatClient:
     async def _follow(self) -> None:
         while True:
             try:
-                batch: FeedBatch = await self._hub.poll(self._cursor, 1.0)
+                batch: FeedBatch = await self._hub.poll(self._cursor, 1.0, self._generation)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("the change feed is unreachable; reconnecting")
+            except Exception as error:
+                # One line per attempt while the hub is away (it restarts by itself).
+                log.warning("the change feed is unreachable (%s); reconnecting", repr(error))
                 await asyncio.sleep(0.2)
                 self._hub.reconnect()
                 self._cursor = None
@@ -280,7 +312,14 @@ class SeatClient:
 
     def _apply(self, batch: FeedBatch) -> None:
         if batch.reset is not None:
-            self._mirror.reset(batch.reset)
+            if self._generation in (None, batch.generation):
+                self._mirror.reset(batch.reset)
+            else:
+                # A restarted hub: what it knows is partial until every live category has
+                # republished, so nothing we know is forgotten ("unknown", not "empty").
+                log.info("the change feed restarted; re-syncing from its categories")
+                self._mirror.merge(batch.reset)
+        self._generation = batch.generation
         self._cursor = batch.cursor
         for item in batch.items:
             if isinstance(item, CategoryChanged):

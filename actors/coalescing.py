@@ -31,16 +31,30 @@ class CommandBatcher:
         self._send = send
         self._channels: dict[int, _Channel] = {}
 
-    async def submit(self, category_id: int, command: Command) -> Outcome:
+    async def submit(
+        self, category_id: int, command: Command, deadline: float | None = None
+    ) -> Outcome:
+        """The command's outcome; TimeoutError past `deadline` seconds, waiting included.
+
+        The deadline counts from here, not from the call that carries the command: a command
+        that waited behind a call to a lost node would otherwise wait for that call's deadline
+        and then for its own. One that was never sent is taken out of the queue."""
         channel = self._channels.get(category_id)
         if channel is None:
             channel = self._channels[category_id] = _Channel()
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        channel.queue.append((command, future))
+        entry = (command, future)
+        channel.queue.append(entry)
         if not channel.busy:
             channel.busy = True
             channel.sender = asyncio.create_task(self._drain(category_id, channel))
-        return await future
+        try:
+            async with asyncio.timeout(deadline):
+                return await future
+        except TimeoutError:
+            if entry in channel.queue:
+                channel.queue.remove(entry)
+            raise
 
     async def _drain(self, category_id: int, channel: _Channel) -> None:
         try:

@@ -23,8 +23,19 @@ class ActorConfig:
     hold_journal: bool = True
     # How often a live actor re-reads whether its event and category are still on sale.
     catalogue_refresh_seconds: float = 2.0
-    actor_db_pool_size: int = 2
+    # PostgreSQL connections of one live category actor, a hard cap (no overflow): the
+    # budget grows with live categories, so one by default (its journal write, order commit
+    # and snapshot take turns). See the formula in docs/deployment.md.
+    actor_db_connections: int = 1
     call_retries: int = 30
+    # Deadline of one actor call, its retries included: past it the caller answers 503 with
+    # Retry-After instead of waiting for Ray to declare a lost node dead (~16 s by default).
+    call_timeout_seconds: float = 5.0
+    # The same for a category this process has not heard from yet (a process to start, a
+    # rebuild from PostgreSQL), or whose actor was replaced.
+    start_timeout_seconds: float = 30.0
+    # Where category actors go: "spread" (one node after another) or "pack" (Ray's default).
+    placement: str = "spread"
     # Fair sales (issue 12): how long a waiting-list offer is held for its buyer, and how
     # long a buyer whose hold expired waits before holding in that category again (0: off).
     waitlist_offer_seconds: float = 600.0

@@ -252,9 +252,9 @@ class Desk:
         if served.consumed:
             self._consumed(served.consumed)
 
-    def everything_changed(self) -> None:
-        """Announce the whole state (at activation)."""
-        self._changed([self.view(hold) for hold in self.inventory.holds()], ())
+    def live_holds(self) -> list[HoldView]:
+        """Every live hold as the feed shows it (a complete item: activation, hub restart)."""
+        return [self.view(hold) for hold in self.inventory.holds()]
 
     # -- views ---------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """A category's changes, coalesced for the feed: at most one item per interval, and the
-latest state always goes out last. Changes a failed publish carried are kept for the next.
+latest state always goes out last. Nothing pending is dropped before the hub took it: a
+failed publish keeps its changes for the next, and a hub that restarted gets the whole state.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from actors.messages import Availability, CategoryChanged, FeedItem, HoldView
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[list[FeedItem]], Awaitable[None]]
+# Sends items to the hub; answers the hub's generation (a new one: the hub restarted).
+Publish = Callable[[list[FeedItem]], Awaitable[int]]
 RETRY_SECONDS = 0.5
 
 
@@ -24,14 +26,19 @@ class FeedBatcher:
         state: Callable[[], Availability | None],
         interval: float,
         clock: Callable[[], float] = time.monotonic,
+        holds: Callable[[], Sequence[HoldView]] = tuple,
     ) -> None:
         self._publish = publish
         self._state = state
+        self._holds = holds
         self._interval = interval
         self._clock = clock
         self._added: dict[str, HoldView] = {}
         self._removed: set[str] = set()
         self._dirty = False
+        # The next item carries every live hold (a mirror replaces the category's holds).
+        self._complete = False
+        self._generation: int | None = None  # of the hub that took the last item
         self._last_publish = 0.0
         self._publisher: asyncio.Task[None] | None = None
 
@@ -47,6 +54,14 @@ class FeedBatcher:
         for view in added:
             self._removed.discard(view.lock_id)
             self._added[view.lock_id] = view
+        self._touch()
+
+    def republish(self) -> None:
+        """Send the whole state next (activation, or a hub that lost it)."""
+        self._complete = True
+        self._touch()
+
+    def _touch(self) -> None:
         self._dirty = True
         if self._publisher is None or self._publisher.done():
             self._publisher = asyncio.create_task(self._publish_loop())
@@ -56,16 +71,15 @@ class FeedBatcher:
         availability = self._state()
         if not self._dirty or availability is None:
             return True
-        added, removed = self._added, self._removed
-        item = CategoryChanged(
-            availability=availability,
-            holds_added=tuple(added.values()),
-            holds_removed=tuple(removed),
-        )
-        self._added, self._removed, self._dirty = {}, set(), False
+        added, removed, complete = self._added, self._removed, self._complete
+        if complete:
+            item = CategoryChanged(availability, tuple(self._holds()), (), complete=True)
+        else:
+            item = CategoryChanged(availability, tuple(added.values()), tuple(removed))
+        self._added, self._removed, self._dirty, self._complete = {}, set(), False, False
         self._last_publish = self._clock()
         try:
-            await self._publish([item])
+            generation = await self._publish([item])
         except Exception as error:
             # Retried every RETRY_SECONDS while the hub is away: a line each, no traceback.
             log.warning(
@@ -73,8 +87,12 @@ class FeedBatcher:
                 availability.category_id,
                 type(error).__name__,
             )
-            self._restore(added, removed)
+            self._restore(added, removed, complete)
             return False
+        if self._generation is not None and generation != self._generation and not complete:
+            # The hub restarted since our last item and lost the state before it.
+            self.republish()
+        self._generation = generation
         return True
 
     async def _publish_loop(self) -> None:
@@ -85,7 +103,7 @@ class FeedBatcher:
             if not await self.flush():
                 await asyncio.sleep(RETRY_SECONDS)
 
-    def _restore(self, added: dict[str, HoldView], removed: set[str]) -> None:
+    def _restore(self, added: dict[str, HoldView], removed: set[str], complete: bool) -> None:
         """Put back what a failed publish carried, under anything marked since (newer wins)."""
         for lock_id in removed:
             if lock_id not in self._added:
@@ -93,4 +111,5 @@ class FeedBatcher:
         for lock_id, view in added.items():
             if lock_id not in self._removed and lock_id not in self._added:
                 self._added[lock_id] = view
+        self._complete = self._complete or complete
         self._dirty = True

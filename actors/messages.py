@@ -210,6 +210,9 @@ class CategoryChanged:
     availability: Availability
     holds_added: tuple[HoldView, ...] = ()
     holds_removed: tuple[str, ...] = ()  # lock ids
+    # `holds_added` is every live hold of the category (at activation, and when a new hub
+    # generation asks for it): a mirror drops the category's other holds.
+    complete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +252,9 @@ class FeedState:
 
     availability: tuple[Availability, ...]
     holds: tuple[HoldView, ...]
+    # Categories whose holds here are all their live holds (a complete item reached this
+    # state); a follower that merges replaces exactly those categories' holds.
+    complete: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,3 +263,7 @@ class FeedBatch:
     items: tuple[FeedItem, ...]
     # Set when the caller's cursor is unknown or too old: rebuild from this, then apply items.
     reset: FeedState | None = None
+    # The hub's activation (ns). A new one means the hub restarted and lost its items: its
+    # state is partial until every live category has republished, so a follower that knew
+    # an older generation keeps what it knows and merges, never empties (see FeedMirror).
+    generation: int = 0

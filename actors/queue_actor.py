@@ -298,9 +298,10 @@ class QueueActor:
 
     async def _follow_feed(self) -> None:
         cursor: int | None = None
+        generation: int | None = None  # of the hub the cursor belongs to
         while True:
             try:
-                batch: FeedBatch = await self._hub.poll(cursor, 1.0)
+                batch: FeedBatch = await self._hub.poll(cursor, 1.0, generation)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -310,7 +311,13 @@ class QueueActor:
                 cursor = None
                 continue
             if batch.reset is not None:
-                self._mirror.reset(batch.reset)
+                if generation in (None, batch.generation):
+                    self._mirror.reset(batch.reset)
+                else:
+                    # A restarted hub knows only part until the categories republish: keep
+                    # what we know (seats unknown are not seats free).
+                    self._mirror.merge(batch.reset)
+            generation = batch.generation
             cursor = batch.cursor
             for item in batch.items:
                 if isinstance(item, CategoryChanged):

@@ -7,12 +7,17 @@ and the benchmarks aside), so the rest is plain Python that can be read and test
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.config import ActorConfig
 from actors.refusals import Refusal
@@ -36,17 +41,43 @@ QUEUE_OPTIONS: dict[str, Any] = {
     "max_task_retries": 0,
     "max_concurrency": 1000,
 }
+# Where category actors go (ACTOR_PLACEMENT). Zero-CPU actors under Ray's default strategy
+# pack onto whichever node the scheduler likes (6/2, 4/4, 7/1 splits were seen on two nodes):
+# SPREAD places each new activation on the next node, so a node's loss takes its share only.
+PLACEMENTS = {"spread": "SPREAD", "pack": "DEFAULT"}
+# A restarted actor's call to itself is retried this often while Ray still restarts it.
+WAKE_ATTEMPTS, WAKE_RETRY_SECONDS = 60, 0.5
 HUB_NAME = "feed-hub"
+# The hub lives on the head node, as Ray's own state actors do (`node:__internal_head__`):
+# without GCS fault tolerance the head's loss stops the whole cluster anyway, so pinning the
+# hub there adds no failure, and a worker node's loss never restarts it.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
 HUB_OPTIONS: dict[str, Any] = {
     "num_cpus": 0,
     "max_restarts": -1,
     "max_task_retries": 0,
     "max_concurrency": 10_000,
+    "resources": {HEAD_NODE_RESOURCE: 0.001},
 }
 
 
+T = TypeVar("T")
+
+# Blocking calls to Ray's control store (finding a named actor, listing nodes) run on threads
+# of their own: while the store handles a node's loss they can block for seconds, and on the
+# event loop's default executor (6 threads on 2 cores) they would hold up everything else
+# queued there, such as resolving the database's address for a new connection.
+_CONTROL_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ray-control")
+
+
+async def in_control_thread(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on a control-store thread, awaited without blocking the loop."""
+    return await asyncio.get_running_loop().run_in_executor(_CONTROL_THREADS, function, *args)
+
+
 class Unavailable(Exception):
-    """An actor could not be reached after every retry: a dependency is down (503)."""
+    """An actor could not be reached after every retry, or did not answer within the call's
+    deadline (ACTOR_CALL_TIMEOUT_SECONDS): a dependency is down (503 with Retry-After)."""
 
 
 class Retired(Exception):
@@ -107,17 +138,51 @@ class CategoryHandles:
 
     def __init__(self, config: ActorConfig, actor: type) -> None:
         self._config = config
-        self._class: Any = ray.remote(**CATEGORY_OPTIONS)(actor)
+        options = {**CATEGORY_OPTIONS, "scheduling_strategy": PLACEMENTS[config.placement]}
+        self._class: Any = ray.remote(**options)(actor)
         self._handles: dict[int, Any] = {}
+        # Categories that have answered this process: their calls get the short deadline,
+        # also while Ray restarts their actor elsewhere (a lost node) or after passivation
+        # (callers get 503 with Retry-After meanwhile, and the restart goes on without them).
+        self._answered: set[int] = set()
         # Calls resent after meeting a dead or retiring actor (for tests and the fault figures).
         self.retried = 0
 
     async def call(self, category_id: int, method: str, *args: Any) -> Any:
         """`method(*args)` on the category's actor; `Missing` when the category is gone,
-        `Unavailable` when no actor answered after every retry."""
+        `Unavailable` when no actor answered after every retry or within the deadline.
+
+        The deadline covers the retries too: an actor on a node that died answers nothing
+        until Ray declares the node dead (about 16 s by default), and a caller must not wait
+        that long. The call may still run after we stopped waiting; a retry carries the same
+        request ids, so the actor answers it once (see docs/idempotency.md).
+
+        A category that never answered this process gets the longer start deadline: its first
+        call may wait for a worker process to start and the category to rebuild from
+        PostgreSQL, which took over 5 s on a loaded 2-core machine (at a gateway's start, when
+        it activates every category with holds at once)."""
+        deadline = self.deadline(category_id)
+        try:
+            async with asyncio.timeout(deadline):
+                answer = await self._call_retrying(category_id, method, *args)
+        except TimeoutError:
+            raise Unavailable(
+                f"category {category_id} did not answer within {deadline:g} s"
+            ) from None
+        self._answered.add(category_id)
+        return answer
+
+    def deadline(self, category_id: int) -> float:
+        """Seconds a call to the category may take, its retries included (see `call`)."""
+        config = self._config
+        if category_id in self._answered:
+            return config.call_timeout_seconds
+        return config.start_timeout_seconds
+
+    async def _call_retrying(self, category_id: int, method: str, *args: Any) -> Any:
         delay = 0.02
         for _ in range(self._config.call_retries):
-            handle = self._handle(category_id)
+            handle = await self._handle(category_id)
             try:
                 return await getattr(handle, method).remote(*args)
             except RayTaskError as exc:
@@ -135,21 +200,28 @@ class CategoryHandles:
             delay = min(delay * 2, 0.5)
         raise Unavailable(f"category {category_id} did not answer")
 
-    def _handle(self, category_id: int) -> Any:
+    async def _handle(self, category_id: int) -> Any:
         handle = self._handles.get(category_id)
         if handle is None:
-            handle = self._class.options(
-                name=category_actor_name(category_id),
-                namespace=self._config.namespace,
-                get_if_exists=True,
-                lifetime="detached",
-            ).remote(self._config, category_id)
+            # Finding a named actor is a blocking round trip to Ray's control store, which is
+            # slow while it handles a node's loss: off the event loop, so the deadline holds.
+            handle = await in_control_thread(
+                self._class.options(
+                    name=category_actor_name(category_id),
+                    namespace=self._config.namespace,
+                    get_if_exists=True,
+                    lifetime="detached",
+                ).remote,
+                self._config,
+                category_id,
+            )
             self._handles[category_id] = handle
         return handle
 
     def _forget(self, category_id: int, kill: bool = False) -> None:
         handle = self._handles.pop(category_id, None)
         if kill and handle is not None:
+            self._answered.discard(category_id)
             ray.kill(handle, no_restart=True)
 
 
@@ -208,16 +280,35 @@ class QueueHandles:
 
 
 def wake_current_actor() -> None:
-    """Called in an actor's constructor: queue a `ready` call to itself, so an actor that Ray
-    restarted after its process died loads (and its holds expire) without waiting for a
-    caller. Unconditional: asking Ray whether this is a restart costs a GCS query, and a fresh
-    actor was started by a caller who is about to load it anyway."""
+    """Called in an actor's constructor: send a `ready` call to itself, so an actor that Ray
+    restarted after its process (or node) died loads, expires its holds and republishes its
+    state without waiting for a caller. Unconditional: asking Ray whether this is a restart
+    costs a GCS query, and a fresh actor was started by a caller who is about to load it.
+
+    From a thread, retried: a call an actor sends itself while Ray still counts it as
+    restarting fails at once ("the actor is restarting"), which lost the wake-up in about
+    half the feed hub's restarts in the multi-node test."""
     if not ray.is_initialized():
         return
     try:
-        ray.get_runtime_context().current_actor.ready.remote()
+        handle = ray.get_runtime_context().current_actor
     except Exception:
         log.exception("an actor could not wake itself; its next call loads it")
+        return
+    threading.Thread(target=_wake, args=(handle,), name="wake", daemon=True).start()
+
+
+def _wake(handle: Any) -> None:
+    for _ in range(WAKE_ATTEMPTS):
+        try:
+            ray.get(handle.ready.remote())
+        except ActorUnavailableError:
+            time.sleep(WAKE_RETRY_SECONDS)
+            continue
+        except Exception:  # it answered (a refusal, an outage): its next caller sees that
+            return
+        return
+    log.warning("an actor could not wake itself; its next call loads it")
 
 
 def retire_current_actor() -> None:
@@ -229,10 +320,13 @@ def retire_current_actor() -> None:
 
 
 class HubHandle:
-    """The namespace's feed hub, created by whoever asks first; it outlives any one gateway."""
+    """The namespace's feed hub, created by whoever asks first; it outlives any one gateway.
+    Every call has a deadline (`timeout`, beyond a poll's own wait): a hub on a lost node
+    must not hold a publisher or a follower for Ray's node-failure detection time."""
 
-    def __init__(self, namespace: str, hub: type) -> None:
+    def __init__(self, namespace: str, hub: type, timeout: float = 5.0) -> None:
         self._namespace = namespace
+        self._timeout = timeout
         self._class: Any = ray.remote(hub).options(
             name=HUB_NAME,
             namespace=namespace,
@@ -244,19 +338,49 @@ class HubHandle:
 
     def _hub(self) -> Any:
         if self._handle is None:
-            self._handle = self._class.remote()
+            resync = functools.partial(republish_live_categories, self._namespace, self._timeout)
+            self._handle = self._class.remote(resync)
         return self._handle
 
     def reconnect(self) -> None:
         """Forget the handle: the next call finds (or starts) the hub again."""
         self._handle = None
 
-    async def publish(self, items: list[Any]) -> None:
-        await self._hub().publish.remote(items)
+    async def publish(self, items: list[Any]) -> int:
+        """Answers the hub's generation."""
+        generation: int = await asyncio.wait_for(self._hub().publish.remote(items), self._timeout)
+        return generation
 
-    async def poll(self, cursor: int | None, wait_seconds: float) -> Any:
-        return await self._hub().poll.remote(cursor, wait_seconds)
+    async def poll(self, cursor: int | None, wait_seconds: float, generation: int | None) -> Any:
+        call = self._hub().poll.remote(cursor, wait_seconds, generation)
+        return await asyncio.wait_for(call, wait_seconds + self._timeout)
 
     async def ping(self) -> int:
-        answer: int = await self._hub().ping.remote()
+        answer: int = await asyncio.wait_for(self._hub().ping.remote(), self._timeout)
         return answer
+
+
+async def republish_live_categories(namespace: str, deadline: float) -> int:
+    """Ask every live category actor of `namespace` to republish its whole state (a restarted
+    hub's first call). Only live actors are named in Ray: this never activates a category."""
+    prefix = category_actor_name(0).removesuffix("0")
+    named = await in_control_thread(ray.util.list_named_actors, True)
+    names = [n["name"] for n in named if n["namespace"] == namespace]
+    names = [name for name in names if name.startswith(prefix)]
+
+    async def ask(name: str) -> bool:
+        try:
+            handle = await in_control_thread(ray.get_actor, name, namespace)
+            answer: bool = await asyncio.wait_for(handle.republish.remote(), deadline)
+        except Exception:  # gone meanwhile, or on a lost node: it republishes when it returns
+            return False
+        return answer
+
+    return sum(await asyncio.gather(*(ask(name) for name in names)))
+
+
+def engine_answers() -> bool:
+    """Does the Ray cluster's control store (GCS) answer, with at least one live node? A
+    blocking call: run it in a thread, with a deadline."""
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    return any(node.get("Alive") for node in nodes)

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     publish_interval_seconds: float = Field(default=0.02, ge=0)
     group_commit: bool = True
     db_pool_size: int = Field(default=10, ge=1)
+    # Multi-node operation (docs/deployment.md): a live category's PostgreSQL connections, the
+    # deadline of one actor call (retries included) and where category actors are placed.
+    actor_db_connections: int = Field(default=1, ge=1, le=16)
+    actor_call_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    actor_start_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    actor_placement: Literal["spread", "pack"] = "spread"
 
     cors_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CORS_ORIGINS
     socket_events_per_second: float = Field(default=20.0, gt=0)

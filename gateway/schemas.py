@@ -435,3 +435,5 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
     database: bool
     ray: bool
+    # The change feed (socket updates across gateways): reported, never a reason for 503.
+    realtime: bool

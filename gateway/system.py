@@ -62,6 +62,10 @@ def actor_config(settings: Settings, database_url: str) -> ActorConfig:
         group_commit=settings.group_commit,
         waitlist_offer_seconds=settings.waitlist_offer_seconds,
         rehold_cooldown_seconds=settings.rehold_cooldown_seconds,
+        actor_db_connections=settings.actor_db_connections,
+        call_timeout_seconds=settings.actor_call_timeout_seconds,
+        start_timeout_seconds=settings.actor_start_timeout_seconds,
+        placement=settings.actor_placement,
     )
 
 

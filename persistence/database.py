@@ -31,12 +31,19 @@ def driver_url(url: str) -> str:
     raise ValueError(f"not a PostgreSQL URL: {make_url(url).render_as_string(hide_password=True)}")
 
 
-def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """An async engine on psycopg 3; no pre-ping, so the hot path pays no extra round trip."""
+# Connections a gateway's engine may open beyond its pool in a burst (closed when returned).
+GATEWAY_OVERFLOW = 2
+
+
+def create_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = GATEWAY_OVERFLOW
+) -> AsyncEngine:
+    """An async engine on psycopg 3; no pre-ping, so the hot path pays no extra round trip.
+    At most `pool_size + max_overflow` connections (the connection budget, docs/deployment.md)."""
     return create_async_engine(
         driver_url(url),
         pool_size=pool_size,
-        max_overflow=2,
+        max_overflow=max_overflow,
         pool_pre_ping=False,
         pool_recycle=1800,
     )

@@ -1,6 +1,8 @@
-"""`/api/health`: is this gateway able to serve, i.e. do PostgreSQL and the engine answer.
+"""`/api/health`: is this gateway able to sell, i.e. do PostgreSQL and the engine answer.
 
-200 with both flags true, else 503 in the error shape naming what is down.
+200 when both do, else 503 in the error shape naming what is down. `realtime` (the change
+feed) is reported beside them but never fails the check: a load balancer must not drain a
+gateway that sells while the feed's hub restarts, or while one remote node is lost.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ async def _answers(check: Awaitable[bool]) -> bool:
     responses={503: {"description": "PostgreSQL or the engine is not answering"}},
 )
 async def health(runtime: RuntimeDep) -> HealthOut:
-    database, ray = await asyncio.gather(
-        _answers(ping(runtime.db)), _answers(runtime.seats.healthy())
+    database, ray, realtime = await asyncio.gather(
+        _answers(ping(runtime.db)),
+        _answers(runtime.seats.selling()),
+        _answers(runtime.seats.realtime()),
     )
     if not (database and ray):
         down = [name for name, ok in (("database", database), ("ray", ray)) if not ok]
         raise ApiError(503, f"Unavailable: {', '.join(down)}")
-    return HealthOut(status="ok", database=True, ray=True)
+    return HealthOut(status="ok", database=True, ray=True, realtime=realtime)

@@ -31,6 +31,10 @@ async def start_engine(
             "database_url": database_url,
             "namespace": f"actors-{uuid.uuid4().hex[:12]}",
             "snapshot_interval_seconds": 0.2,
+            # These tests kill actors and call them at once: on a loaded machine Ray's restart
+            # can take longer than the 5 s production deadline, which is not what they test
+            # (tests/cluster does: a call past the deadline answers 503).
+            "call_timeout_seconds": 30.0,
         }
         values.update(overrides)
         config = ActorConfig(**values)

@@ -202,6 +202,6 @@ async def test_docs_health_and_page(client: httpx.AsyncClient) -> None:
     assert "security" not in paths["/api/auth/login"]["post"]
     health = await client.get("/api/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "database": True, "ray": True}
+    assert health.json() == {"status": "ok", "database": True, "ray": True, "realtime": True}
     page = await client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

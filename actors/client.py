@@ -66,6 +66,9 @@ Listener = Callable[[FeedItem], None]
 T = TypeVar("T")
 
 
+CLOSE_SECONDS = 5.0
+
+
 class SeatClient:
     def __init__(self, config: ActorConfig, db: AsyncEngine) -> None:
         self._config = config
@@ -90,9 +93,13 @@ class SeatClient:
 
     async def close(self) -> None:
         if self._follower is not None:
-            self._follower.cancel()
-            await asyncio.gather(self._follower, return_exceptions=True)
-            self._follower = None
+            follower, self._follower = self._follower, None
+            follower.cancel()
+            # Bounded: a poll of a hub Ray no longer answers has been seen to outlive its
+            # cancellation, and a shutdown must not wait on it.
+            done, _ = await asyncio.wait({follower}, timeout=CLOSE_SECONDS)
+            if not done:
+                log.warning("the change feed's follower did not stop; leaving it")
 
     # -- seat commands -----------------------------------------------------------------------
 

@@ -79,6 +79,7 @@ class SeatClient:
         self._mirror = FeedMirror()
         self._cursor: int | None = None
         self._generation: int | None = None  # of the hub our cursor belongs to
+        self._closed = False
         self._probe: asyncio.Future[bool] | None = None
         self._listeners: list[Listener] = []
         self._follower: asyncio.Task[None] | None = None
@@ -94,6 +95,7 @@ class SeatClient:
     async def close(self) -> None:
         if self._follower is not None:
             follower, self._follower = self._follower, None
+            self._closed = True  # a cancellation swallowed by a library still ends the loop
             follower.cancel()
             # Bounded: a poll of a hub Ray no longer answers has been seen to outlive its
             # cancellation, and a shutdown must not wait on it.
@@ -302,7 +304,7 @@ class SeatClient:
             self._mirror.drop_holds([outcome.order.lock_id])
 
     async def _follow(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 batch: FeedBatch = await self._hub.poll(self._cursor, 1.0, self._generation)
             except asyncio.CancelledError:

@@ -348,15 +348,20 @@ class HubHandle:
 
     async def publish(self, items: list[Any]) -> int:
         """Answers the hub's generation."""
-        generation: int = await asyncio.wait_for(self._hub().publish.remote(items), self._timeout)
+        async with asyncio.timeout(self._timeout):
+            generation: int = await self._hub().publish.remote(items)
         return generation
 
     async def poll(self, cursor: int | None, wait_seconds: float, generation: int | None) -> Any:
         call = self._hub().poll.remote(cursor, wait_seconds, generation)
-        return await asyncio.wait_for(call, wait_seconds + self._timeout)
+        # asyncio.timeout, not wait_for: wait_for can swallow a cancellation that lands as the
+        # call completes (CPython #86296), and a cancelled follower then polled on forever.
+        async with asyncio.timeout(wait_seconds + self._timeout):
+            return await call
 
     async def ping(self) -> int:
-        answer: int = await asyncio.wait_for(self._hub().ping.remote(), self._timeout)
+        async with asyncio.timeout(self._timeout):
+            answer: int = await self._hub().ping.remote()
         return answer
 
 
@@ -371,7 +376,8 @@ async def republish_live_categories(namespace: str, deadline: float) -> int:
     async def ask(name: str) -> bool:
         try:
             handle = await in_control_thread(ray.get_actor, name, namespace)
-            answer: bool = await asyncio.wait_for(handle.republish.remote(), deadline)
+            async with asyncio.timeout(deadline):
+                answer: bool = await handle.republish.remote()
         except Exception:  # gone meanwhile, or on a lost node: it republishes when it returns
             return False
         return answer

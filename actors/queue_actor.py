@@ -61,6 +61,9 @@ class QueueConfig:
     idle_seconds: float = 60.0
     db_pool_size: int = 2
     call_retries: int = 30
+    # Deadlines of a call, its retries included, as a category's (ActorConfig): 503 past them.
+    call_timeout_seconds: float = 5.0
+    start_timeout_seconds: float = 30.0
 
 
 def room_settings(event: EventRecord, pass_seconds: float) -> RoomSettings | None:

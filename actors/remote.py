@@ -33,14 +33,8 @@ CATEGORY_OPTIONS: dict[str, Any] = {
     "max_task_retries": 0,
     "max_concurrency": 1000,
 }
-# A waiting room's queue actor (one per event that has one): the same, with fewer calls at once
-# (joins are group-committed, status reads are one call per gateway a second).
-QUEUE_OPTIONS: dict[str, Any] = {
-    "num_cpus": 0,
-    "max_restarts": -1,
-    "max_task_retries": 0,
-    "max_concurrency": 1000,
-}
+# A waiting room's queue actor (one per event that has one): the same options.
+QUEUE_OPTIONS: dict[str, Any] = dict(CATEGORY_OPTIONS)
 # Where category actors go (ACTOR_PLACEMENT). Zero-CPU actors under Ray's default strategy
 # pack onto whichever node the scheduler likes (6/2, 4/4, 7/1 splits were seen on two nodes):
 # SPREAD places each new activation on the next node, so a node's loss takes its share only.
@@ -131,152 +125,126 @@ def stop_ray(owned: bool) -> None:
 # -- category actors ----------------------------------------------------------------------------
 
 
-class CategoryHandles:
-    """Finds (or starts) each category's named actor and calls it, retrying a call that met a
-    dead or retiring actor. A retried call carries the same request ids, so it cannot hold or
-    sell twice (see docs/idempotency.md)."""
+class NamedActors:
+    """Finds (or starts) the named, detached actor of each key (a category, an event's queue)
+    and calls it, retrying a call that met a dead or retiring actor, all within a deadline.
+    A retried call carries the same request ids, so it cannot hold or sell twice (see
+    docs/idempotency.md).
 
-    def __init__(self, config: ActorConfig, actor: type) -> None:
+    `config` carries `namespace`, `call_retries`, `call_timeout_seconds` and
+    `start_timeout_seconds`; the actor is built as `actor(config, key)`."""
+
+    def __init__(
+        self, config: Any, actor: Any, name: Callable[[int], str], describe: str
+    ) -> None:
         self._config = config
-        options = {**CATEGORY_OPTIONS, "scheduling_strategy": PLACEMENTS[config.placement]}
-        self._class: Any = ray.remote(**options)(actor)
+        self._class = actor
+        self._name = name
+        self._describe = describe  # "category {}": how errors name a key
         self._handles: dict[int, Any] = {}
-        # Categories that have answered this process: their calls get the short deadline,
-        # also while Ray restarts their actor elsewhere (a lost node) or after passivation
-        # (callers get 503 with Retry-After meanwhile, and the restart goes on without them).
+        # Keys that have answered this process: their calls get the short deadline, also
+        # while Ray restarts their actor elsewhere (a lost node) or after passivation (callers
+        # get 503 with Retry-After meanwhile, and the restart goes on without them).
         self._answered: set[int] = set()
         # Calls resent after meeting a dead or retiring actor (for tests and the fault figures).
         self.retried = 0
 
-    async def call(self, category_id: int, method: str, *args: Any) -> Any:
-        """`method(*args)` on the category's actor; `Missing` when the category is gone,
-        `Unavailable` when no actor answered after every retry or within the deadline.
+    async def call(self, key: int, method: str, *args: Any) -> Any:
+        """`method(*args)` on the key's actor; `Missing` when its subject is gone, a `Refusal`
+        the actor raised as is, `Unavailable` when no actor answered after every retry or
+        within the deadline.
 
         The deadline covers the retries too: an actor on a node that died answers nothing
         until Ray declares the node dead (about 16 s by default), and a caller must not wait
         that long. The call may still run after we stopped waiting; a retry carries the same
         request ids, so the actor answers it once (see docs/idempotency.md).
 
-        A category that never answered this process gets the longer start deadline: its first
-        call may wait for a worker process to start and the category to rebuild from
-        PostgreSQL, which took over 5 s on a loaded 2-core machine (at a gateway's start, when
-        it activates every category with holds at once)."""
-        deadline = self.deadline(category_id)
+        A key that never answered this process gets the longer start deadline: its first call
+        may wait for a worker process to start and the actor to rebuild from PostgreSQL, which
+        took over 5 s on a loaded 2-core machine (at a gateway's start, when it activates every
+        category with holds at once)."""
+        deadline = self.deadline(key)
         try:
             async with asyncio.timeout(deadline):
-                answer = await self._call_retrying(category_id, method, *args)
+                answer = await self._call_retrying(key, method, *args)
         except TimeoutError:
             raise Unavailable(
-                f"category {category_id} did not answer within {deadline:g} s"
+                f"{self._describe.format(key)} did not answer within {deadline:g} s"
             ) from None
-        self._answered.add(category_id)
+        self._answered.add(key)
         return answer
 
-    def deadline(self, category_id: int) -> float:
-        """Seconds a call to the category may take, its retries included (see `call`)."""
+    def deadline(self, key: int) -> float:
+        """Seconds a call to the key's actor may take, its retries included (see `call`)."""
         config = self._config
-        if category_id in self._answered:
-            return config.call_timeout_seconds
-        return config.start_timeout_seconds
+        if key in self._answered:
+            return float(config.call_timeout_seconds)
+        return float(config.start_timeout_seconds)
 
-    async def _call_retrying(self, category_id: int, method: str, *args: Any) -> Any:
+    async def _call_retrying(self, key: int, method: str, *args: Any) -> Any:
         delay = 0.02
         for _ in range(self._config.call_retries):
-            handle = await self._handle(category_id)
+            handle = await self._handle(key)
             try:
                 return await getattr(handle, method).remote(*args)
             except RayTaskError as exc:
-                cause = exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
+                # The actor's own exception, as it raised it: `as_instanceof_cause` would
+                # build a look-alike without its attributes (a refusal's reason, say).
+                cause = exc.cause
                 if isinstance(cause, Missing):
-                    self._forget(category_id, kill=True)
+                    self._forget(key, kill=True)
                     raise Missing(str(cause)) from None
+                if isinstance(cause, Refusal):
+                    raise cause from None
                 if not isinstance(cause, Retired):
                     raise
             except RayActorError:
                 pass
-            self._forget(category_id)
+            self._forget(key)
             self.retried += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-        raise Unavailable(f"category {category_id} did not answer")
+        raise Unavailable(f"{self._describe.format(key)} did not answer")
 
-    async def _handle(self, category_id: int) -> Any:
-        handle = self._handles.get(category_id)
+    async def _handle(self, key: int) -> Any:
+        handle = self._handles.get(key)
         if handle is None:
             # Finding a named actor is a blocking round trip to Ray's control store, which is
             # slow while it handles a node's loss: off the event loop, so the deadline holds.
             handle = await in_control_thread(
                 self._class.options(
-                    name=category_actor_name(category_id),
+                    name=self._name(key),
                     namespace=self._config.namespace,
                     get_if_exists=True,
                     lifetime="detached",
                 ).remote,
                 self._config,
-                category_id,
+                key,
             )
-            self._handles[category_id] = handle
+            self._handles[key] = handle
         return handle
 
-    def _forget(self, category_id: int, kill: bool = False) -> None:
-        handle = self._handles.pop(category_id, None)
+    def _forget(self, key: int, kill: bool = False) -> None:
+        handle = self._handles.pop(key, None)
         if kill and handle is not None:
-            self._answered.discard(category_id)
+            self._answered.discard(key)
             ray.kill(handle, no_restart=True)
 
 
-class QueueHandles:
-    """Finds (or starts) each event's queue actor and calls it, as `CategoryHandles` does for
-    categories. `config` is the queue actor's own (it carries `namespace` and `call_retries`)."""
+class CategoryHandles(NamedActors):
+    """The category actors, placed by ACTOR_PLACEMENT."""
+
+    def __init__(self, config: ActorConfig, actor: type) -> None:
+        options = {**CATEGORY_OPTIONS, "scheduling_strategy": PLACEMENTS[config.placement]}
+        super().__init__(config, ray.remote(**options)(actor), category_actor_name, "category {}")
+
+
+class QueueHandles(NamedActors):
+    """The waiting rooms' queue actors, one per event that has one."""
 
     def __init__(self, config: Any, actor: type) -> None:
-        self._config = config
-        self._class: Any = ray.remote(**QUEUE_OPTIONS)(actor)
-        self._handles: dict[int, Any] = {}
-        self.retried = 0
-
-    async def call(self, event_id: int, method: str, *args: Any) -> Any:
-        """`method(*args)` on the event's queue actor; `Missing` when the event has no waiting
-        room (any more), a `Refusal` the actor raised as is, `Unavailable` when no actor
-        answered after every retry."""
-        delay = 0.02
-        for _ in range(self._config.call_retries):
-            handle = self._handle(event_id)
-            try:
-                return await getattr(handle, method).remote(*args)
-            except RayTaskError as exc:
-                cause = exc.as_instanceof_cause()  # type: ignore[no-untyped-call]
-                if isinstance(cause, Missing):
-                    self._forget(event_id, kill=True)
-                    raise Missing(str(cause)) from None
-                if isinstance(cause, Refusal):
-                    raise Refusal(cause.message, cause.reason) from None
-                if not isinstance(cause, Retired):
-                    raise
-            except RayActorError:
-                pass
-            self._forget(event_id)
-            self.retried += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        raise Unavailable(f"the queue of event {event_id} did not answer")
-
-    def _handle(self, event_id: int) -> Any:
-        handle = self._handles.get(event_id)
-        if handle is None:
-            handle = self._class.options(
-                name=queue_actor_name(event_id),
-                namespace=self._config.namespace,
-                get_if_exists=True,
-                lifetime="detached",
-            ).remote(self._config, event_id)
-            self._handles[event_id] = handle
-        return handle
-
-    def _forget(self, event_id: int, kill: bool = False) -> None:
-        handle = self._handles.pop(event_id, None)
-        if kill and handle is not None:
-            ray.kill(handle, no_restart=True)
+        remote: Any = ray.remote(**QUEUE_OPTIONS)(actor)
+        super().__init__(config, remote, queue_actor_name, "the queue of event {}")
 
 
 def wake_current_actor() -> None:

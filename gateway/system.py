@@ -76,6 +76,8 @@ def queue_config(settings: Settings, database_url: str) -> QueueConfig:
         pass_seconds=settings.admission_ttl_seconds,
         tick_seconds=settings.queue_tick_seconds,
         idle_seconds=settings.actor_idle_seconds,
+        call_timeout_seconds=settings.actor_call_timeout_seconds,
+        start_timeout_seconds=settings.actor_start_timeout_seconds,
     )
 
 

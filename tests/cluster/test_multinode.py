@@ -300,8 +300,10 @@ async def test_losing_the_worker_node_mid_sale_oversells_nothing_and_loses_no_or
             return len(sale.orders) >= 25
 
         await poll(quarter_sold, within=120, interval=0.02)
+        # Timed from the start of the removal: `remove_node` can take seconds to return (it
+        # waits on Ray), and the sale may well have recovered before it does.
+        lost_at.append(time.monotonic())
         await asyncio.to_thread(two_nodes.command, "remove-worker")
-        lost_at.append(time.monotonic())  # its processes are gone now
         while len(sale.orders) < sum(seats):
             for gateway in two_nodes.gateways:
                 answer = await http.get(f"{gateway.api}/api/health")

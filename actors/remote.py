@@ -7,6 +7,7 @@ and the benchmarks aside), so the rest is plain Python that can be read and test
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -101,17 +102,60 @@ def start_ray(address: str | None, namespace: str, object_store_bytes: int) -> b
     if address:
         ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
         return False
-    # address="local" always starts a private runtime, never one that happens to be running.
-    ray.init(
-        address="local",
-        namespace=namespace,
-        include_dashboard=False,
-        object_store_memory=object_store_bytes,
-        logging_level=logging.WARNING,
-        log_to_driver=True,
-    )
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        before = child_pids()
+        try:
+            # address="local" always starts a private runtime, never one already running.
+            ray.init(
+                address="local",
+                namespace=namespace,
+                include_dashboard=False,
+                object_store_memory=object_store_bytes,
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+            )
+            break
+        except Exception as exc:
+            # Ray gives its raylet a fixed 30 s to register (not configurable); on a loaded
+            # 2-core machine it missed that once and `boxoffice serve` exited. What that try
+            # started is ended, and the next try starts afresh.
+            if RAYLET_TIMED_OUT not in str(exc) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            ray.shutdown()
+            ended = end_ray_processes_started_since(before)
+            log.warning("Ray's node did not start in time (%d processes ended): again", ended)
     log.info("started a local Ray runtime")
     return True
+
+
+LOCAL_START_ATTEMPTS = 3
+RAYLET_TIMED_OUT = "timed out during startup"
+
+
+def child_pids() -> set[int]:
+    import psutil
+
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def end_ray_processes_started_since(before: set[int]) -> int:
+    """End the Ray processes this process started after `before` was taken (a failed start
+    leaves them running): new children running Ray's binaries or modules, nothing else."""
+    import psutil
+
+    doomed = []
+    for child in psutil.Process().children(recursive=True):
+        if child.pid in before:
+            continue
+        with contextlib.suppress(psutil.Error):
+            command = " ".join(child.cmdline())
+            if child.name() in ("gcs_server", "raylet") or f"{os.sep}ray{os.sep}" in command:
+                doomed.append(child)
+    for process in doomed:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(doomed, timeout=10)
+    return len(doomed)
 
 
 def stop_ray(owned: bool) -> None:
@@ -134,9 +178,7 @@ class NamedActors:
     `config` carries `namespace`, `call_retries`, `call_timeout_seconds` and
     `start_timeout_seconds`; the actor is built as `actor(config, key)`."""
 
-    def __init__(
-        self, config: Any, actor: Any, name: Callable[[int], str], describe: str
-    ) -> None:
+    def __init__(self, config: Any, actor: Any, name: Callable[[int], str], describe: str) -> None:
         self._config = config
         self._class = actor
         self._name = name

@@ -108,6 +108,7 @@ async def waiting_room(bench: Bench) -> ScenarioResult:
         bench.progress.remove_task(task)
 
     sold_rows, sold_counter = await buyers.ledger()
+    unadmitted = await buyers.unadmitted_buyers()
     line = _line(rows)
     admitted = sorted(r["admitted_at"] for r in rows if r["admitted_at"] is not None)
     inversions = _inversions(line)
@@ -172,9 +173,12 @@ async def waiting_room(bench: Bench) -> ScenarioResult:
             "sold_per_ledger_rows": sold_rows,
             "sold_per_ledger_counter": sold_counter,
             "admitted": len(admitted),
+            "buyers_not_admitted": unadmitted,
             "inversions": inversions,
             "server_errors": buyers.server_errors + watch.server_errors,
-            "passed": sold_rows == sold_counter == o.queue_seats and inversions == 0,
+            "passed": sold_rows == sold_counter == o.queue_seats
+            and inversions == 0
+            and not unadmitted,
         }
     }
     result.passed = bool(result.audit["system"]["passed"]) and oversell == 0
@@ -357,6 +361,21 @@ class Buyers:
             )
             counter = int((await cur.fetchone() or (0,))[0])
         return rows, counter
+
+    async def unadmitted_buyers(self) -> list[int]:
+        """Users holding a sold seat of the category without an admission in the ledger: the
+        waiting room's promise is that there are none."""
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self._bench.database_url) as conn:
+            cur = await conn.execute(
+                "SELECT DISTINCT o.user_id FROM orders o LEFT JOIN queue_entries q"
+                " ON q.event_id = o.event_id AND q.user_id = o.user_id"
+                " WHERE o.category_id = %s AND o.status <> 'cancelled'"
+                " AND q.admitted_at IS NULL",
+                (self._category_id,),
+            )
+            return sorted(int(user_id) for (user_id,) in await cur.fetchall())
 
     async def entries(self) -> list[dict[str, Any]]:
         import psycopg

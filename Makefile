@@ -33,8 +33,12 @@ browser:
 run: install
 	$(VENV)/bin/boxoffice serve
 
+# Two workers, each with its own Ray runtime and PostgreSQL; the whole-system tests run one
+# after another on one of them (tests/conftest.py). TEST_WORKERS=0 runs the suite serially.
+TEST_WORKERS ?= 2
+
 test: install browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check .

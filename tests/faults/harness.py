@@ -234,10 +234,11 @@ class FlashSale:
     async def _buy(self, client: httpx.AsyncClient, buyer: Buyer, lock_id: str) -> None:
         key = uuid.uuid4().hex
         body = {"eventId": self.event_id, "categoryId": self.category_id, "quantity": 1}
-        # Until an answer, however long the fault lasts: a buy in flight when the gateway died
-        # may have been committed, and only a replay with its key tells the buyer so (giving
-        # up after a fixed number of tries lost such orders when a restart took over 12 s).
-        while True:
+        # Until an answer, however long the fault lasts (or the test stops the sale): a buy in
+        # flight when the gateway died may have been committed, and only a replay with its key
+        # tells the buyer so (giving up after a fixed number of tries lost such orders when a
+        # restart took over 12 s).
+        while not self.stopping:
             answer = await self.request(
                 client,
                 "POST",

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import memory
 from benchmarks.harness import Bench, event_id_of, process_stats
 from benchmarks.loadgen import Job, Sample, WorkerResult, split
 
@@ -558,6 +559,9 @@ async def fan_out(bench: Bench) -> ScenarioResult:
     jobs = jobs_for(bench, "sockets", bench.targets.realtime, sockets, 50, params=params)
     runner = bench.runner
     runner.reset()
+    # The gateway's memory with no sockets, then with all joined (only a system we launched).
+    gateway_pid = bench.system.pid if bench.system is not None else None
+    gateway_before = await _footprint(gateway_pid)
     future = runner.submit(jobs)
     task = bench.progress.add_task(
         f"fan-out · connecting {len(sockets)} sockets", total=len(sockets)
@@ -567,6 +571,7 @@ async def fan_out(bench: Bench) -> ScenarioResult:
         bench.progress.update(task, completed=runner.ready.value)
         await asyncio.sleep(0.2)
     bench.progress.remove_task(task)
+    gateway_joined = await _footprint(gateway_pid)
     # Drive changes at a steady rate: one single-seat hold each, remembered by the availability
     # it leaves, so every update a socket receives maps back to the change that caused it.
     sent: dict[int, float] = {}
@@ -634,6 +639,12 @@ async def fan_out(bench: Bench) -> ScenarioResult:
         ),
         Row("change→update p50 (server timestamp)", "ms", {"system": pct(by_stamp, 50)}, ""),
         Row("change→update p99 (server timestamp)", "ms", {"system": pct(by_stamp, 99)}, ""),
+        Row(
+            "gateway memory per joined socket (USS)",
+            "KB",
+            {"system": _per_socket_kb(gateway_before, gateway_joined, runner.ready.value)},
+            "",
+        ),
     ]
     samples: list[Sample] = [
         ("update", recv - lat / 1000, lat / 1000, 200, 0)
@@ -645,6 +656,19 @@ async def fan_out(bench: Bench) -> ScenarioResult:
     ]
     result.series["system"] = timeline(samples, t0)
     return result
+
+
+async def _footprint(pid: int | None) -> memory.Footprint | None:
+    return None if pid is None else await asyncio.to_thread(memory.footprint, pid)
+
+
+def _per_socket_kb(
+    before: memory.Footprint | None, after: memory.Footprint | None, sockets: int
+) -> float | None:
+    """The gateway's growth in private memory from no sockets to `sockets` joined ones."""
+    if before is None or after is None or sockets <= 0:
+        return None
+    return (after.uss_kb - before.uss_kb) / sockets
 
 
 # -- many categories ---------------------------------------------------------------------------
@@ -684,6 +708,10 @@ async def many_categories(bench: Bench) -> ScenarioResult:
         *(_hold_and_release(bench, token, *pair) for pair in categories[: o.hot_set])
     )
     bench.progress.remove_task(task)
+    # What one more live actor costs: its private memory, next to a bare Ray worker's.
+    tree = await asyncio.to_thread(bench.system.tree)
+    live_actors = await asyncio.to_thread(memory.titled, tree, "CategoryActor")
+    bare_workers = await asyncio.to_thread(memory.titled, tree, "ray::IDLE")
     t0 = time.time() + 0.5
 
     async def sample() -> None:
@@ -766,6 +794,7 @@ async def many_categories(bench: Bench) -> ScenarioResult:
         Row("system RSS before the load", "MB", {"system": idle["rss_mb"]}, ""),
         Row("system RSS, peak", "MB", {"system": peak_rss}, ""),
         Row("RSS per live actor", "MB", {"system": pct(per_actor, 50)}, ""),
+        *_memory_rows(live_actors, bare_workers),
         Row("holds/s (2xx)", "1/s", {"system": rate([s for s in reserves if ok(s)])}, ""),
     ]
     if not peak_actors:
@@ -774,11 +803,34 @@ async def many_categories(bench: Bench) -> ScenarioResult:
             "from /api/health keys if any: "
             + ", ".join(k for k in (stats[-1] if stats else {}) if k.startswith("health_"))
         )
+    if (typical := memory.median(live_actors)) is not None:
+        result.notes.append(
+            f"a live actor's private memory ({typical.uss_kb / 1024:.0f} MB) is mostly "
+            f"{typical.describe()}"
+        )
+    if (bare := memory.median(bare_workers)) is not None:
+        result.notes.append(
+            f"a bare Ray worker's private memory ({bare.uss_kb / 1024:.0f} MB): {bare.describe()}"
+        )
     result.series["system"] = timeline(reserves, t0)
     result.series["actors"] = [
         {"t": r["t"], "actors": r["actors"], "rss_mb": r["rss_mb"]} for r in stats
     ]
     return result
+
+
+def _memory_rows(actors: list[memory.Footprint], bare: list[memory.Footprint]) -> list[Row]:
+    """Private (USS) and proportional (PSS) memory of a live actor and of a bare Ray worker:
+    RSS counts the shared libraries in every process, so it overstates what one more costs."""
+
+    def mb(footprints: list[memory.Footprint], size: Callable[[memory.Footprint], int]) -> Any:
+        return pct([size(f) / 1024 for f in footprints], 50)
+
+    return [
+        Row("USS per live actor (private)", "MB", {"system": mb(actors, lambda f: f.uss_kb)}, ""),
+        Row("PSS per live actor", "MB", {"system": mb(actors, lambda f: f.pss_kb)}, ""),
+        Row("USS per bare Ray worker", "MB", {"system": mb(bare, lambda f: f.uss_kb)}, ""),
+    ]
 
 
 # -- actor ceiling -------------------------------------------------------------------------------

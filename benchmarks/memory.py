@@ -37,7 +37,7 @@ def _name(pathname: str) -> str:
     if not pathname:
         return ANONYMOUS
     if pathname.startswith("["):
-        return "[heap]" if pathname == "[heap]" else pathname
+        return pathname.strip("[]")  # heap, stack, vdso (no brackets: rich reads them as markup)
     return os.path.basename(pathname)
 
 

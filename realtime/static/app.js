@@ -45,30 +45,16 @@
 
   // -- REST --------------------------------------------------------------------------------
 
-  async function api(path, { method = "GET", body, headers: extra = {} } = {}) {
-    const headers = { Accept: "application/json", ...extra };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (state.token) headers.Authorization = `Bearer ${state.token}`;
-    const response = await fetch(`/api${path}`, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!response.ok) {
-      const detail = data && (data.error || data.message);
-      const message = Array.isArray(detail) ? detail.join(", ") : detail;
-      const error = new Error(message || `${response.status} ${response.statusText}`);
-      error.status = response.status;
-      throw error;
-    }
-    return data;
-  }
+  // The shared client (api.js). A 401 does not end the session by itself here: `loadOrders` and
+  // the socket's refusal do.
+  const rest = BoxofficeApi.client({ token: () => state.token });
+  const { api } = rest;
 
   // -- session -----------------------------------------------------------------------------
 
   async function logIn(username, password) {
-    const answer = await api("/auth/login", { method: "POST", body: { username, password } });
-    startSession(answer.access_token, answer.user);
+    const { token, user } = await rest.logIn(username, password);
+    startSession(token, user);
   }
 
   async function register(username, password, role) {
@@ -79,7 +65,7 @@
   function startSession(token, user) {
     state.token = token;
     state.user = user;
-    sessionStorage.setItem("boxoffice.session", JSON.stringify({ token, user }));
+    BoxofficeApi.session.save(token, user);
     $("whoami").textContent = `${user.username} (${user.role})`;
     $("session").hidden = false;
     $("auth-panel").hidden = true;
@@ -97,7 +83,7 @@
     state.user = null;
     state.locks.clear();
     state.currentEventId = null;
-    sessionStorage.removeItem("boxoffice.session");
+    BoxofficeApi.session.forget();
     $("session").hidden = true;
     $("auth-panel").hidden = false;
     $("app-panel").hidden = true;
@@ -559,13 +545,5 @@
   $("refresh-events").addEventListener("click", loadEvents);
   $("refresh-orders").addEventListener("click", loadOrders);
 
-  const saved = sessionStorage.getItem("boxoffice.session");
-  if (saved) {
-    try {
-      const { token, user } = JSON.parse(saved);
-      startSession(token, user);
-    } catch {
-      sessionStorage.removeItem("boxoffice.session");
-    }
-  }
+  BoxofficeApi.session.resume(startSession);
 })();

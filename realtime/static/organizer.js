@@ -4,7 +4,6 @@
 "use strict";
 
 (() => {
-  const SESSION_KEY = "boxoffice.session"; // shared with the buyer page
   const HISTORY = 240; // chart points kept (one per update, at most four a second)
   const state = {
     token: null,
@@ -42,35 +41,18 @@
     setTimeout(() => node.remove(), ms);
   }
 
-  async function request(path, { method = "GET", body } = {}) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (state.token) headers.Authorization = `Bearer ${state.token}`;
-    const response = await fetch(`/api${path}`, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 401 && state.token) endSession("Your session has expired.");
-    return response;
-  }
-
-  async function api(path, options) {
-    const response = await request(path, options);
-    const text = await response.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!response.ok) {
-      const error = new Error((data && (data.error || data.message)) || response.statusText);
-      error.status = response.status;
-      throw error;
-    }
-    return data;
-  }
+  // The shared client (api.js); any 401 while logged in ends the session.
+  const { request, api, logIn } = BoxofficeApi.client({
+    token: () => state.token,
+    onUnauthorized: () => endSession("Your session has expired."),
+  });
 
   // -- session -----------------------------------------------------------------------------
 
   function startSession(token, user) {
     state.token = token;
     state.user = user;
-    sessionStorage.setItem(SESSION_KEY, JSON.stringify({ token, user }));
+    BoxofficeApi.session.save(token, user);
     $("whoami").textContent = `${user.username} (${user.role})`;
     $("session").hidden = false;
     $("auth-panel").hidden = true;
@@ -83,7 +65,7 @@
   function endSession(reason) {
     if (state.socket) state.socket.disconnect();
     Object.assign(state, { token: null, user: null, socket: null, current: null, board: null });
-    sessionStorage.removeItem(SESSION_KEY);
+    BoxofficeApi.session.forget();
     $("session").hidden = true;
     $("auth-panel").hidden = false;
     $("app-panel").hidden = true;
@@ -421,9 +403,8 @@
   $("auth-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      const answer = await api("/auth/login", { method: "POST",
-        body: { username: $("username").value.trim(), password: $("password").value } });
-      startSession(answer.access_token, answer.user);
+      const { token, user } = await logIn($("username").value.trim(), $("password").value);
+      startSession(token, user);
     } catch (err) {
       say(`Login failed: ${err.message}`);
     }
@@ -442,13 +423,5 @@
   $("export-csv").addEventListener("click", exportCsv);
   window.addEventListener("resize", drawChart);
 
-  const saved = sessionStorage.getItem(SESSION_KEY);
-  if (saved) {
-    try {
-      const { token, user } = JSON.parse(saved);
-      startSession(token, user);
-    } catch {
-      sessionStorage.removeItem(SESSION_KEY);
-    }
-  }
+  BoxofficeApi.session.resume(startSession);
 })();

@@ -168,3 +168,33 @@ async def test_a_buyer_on_the_organizer_page_sees_no_dashboard(
             )
         finally:
             await browser.close()
+
+
+async def test_one_login_serves_both_pages(
+    live_system: LiveSystem, make_user: Callable[..., Awaitable[TestUser]]
+) -> None:
+    # Both pages keep the login under one sessionStorage key (api.js): the buyer page's login
+    # opens the organizer page logged in, and logging out there logs the buyer page out too.
+    organizer = await make_user(Role.ORGANIZER)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await open_page(browser, live_system.api, organizer)
+            await page.get_by_test_id("organizer-link").click()
+            await page.wait_for_url(f"{live_system.api}/organizer.html")
+            await expect(page.get_by_test_id("whoami")).to_contain_text(organizer.username)
+            await expect(page.get_by_test_id("conn-status")).to_have_attribute(
+                "data-state", "connected", timeout=WAIT_MS
+            )
+            await expect(page.get_by_test_id("auth-panel")).to_be_hidden()
+            await expect(page.get_by_test_id("new-event")).to_be_visible()
+
+            await page.get_by_test_id("logout").click()
+            await expect(page.get_by_test_id("auth-panel")).to_be_visible()
+            await page.get_by_test_id("buyer-link").click()
+            await page.wait_for_url(f"{live_system.api}/")  # loaded: its script has run
+            await expect(page.get_by_test_id("auth-panel")).to_be_visible()
+            await expect(page.get_by_test_id("whoami")).to_be_hidden()
+            assert await page.evaluate('sessionStorage.getItem("boxoffice.session")') is None
+        finally:
+            await browser.close()

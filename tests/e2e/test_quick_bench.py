@@ -12,30 +12,21 @@ from pathlib import Path
 from benchmarks.cli import main as bench_main
 
 
+def run_quick_bench(scenario: str, out: Path, **tunables: int) -> int:
+    """`boxoffice bench --quick` of one scenario against a system of its own, in one load
+    process with no progress bar, writing to `out`; `tunables` by option name (`seats=60`
+    is `--seats 60`). Returns the exit status."""
+    argv = ["--quick", "--scenario", scenario, "--targets", "system"]
+    for name, value in tunables.items():
+        argv += ["--" + name.replace("_", "-"), str(value)]
+    return bench_main([*argv, "--procs", "1", "--no-progress", "--output", str(out)])
+
+
 def test_quick_flash_sale_sells_exactly_the_capacity(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     seats = 60
 
-    status = bench_main(
-        [
-            "--quick",
-            "--scenario",
-            "flash-sale",
-            "--targets",
-            "system",
-            "--buyers",
-            "150",
-            "--seats",
-            str(seats),
-            "--flash-concurrency",
-            "48",
-            "--procs",
-            "1",
-            "--no-progress",
-            "--output",
-            str(out),
-        ]
-    )
+    status = run_quick_bench("flash-sale", out, buyers=150, seats=seats, flash_concurrency=48)
 
     report = json.loads((out / "results.json").read_text())
     (flash,) = report["scenarios"]
@@ -64,33 +55,16 @@ def test_quick_waiting_room_sells_exactly_the_capacity_in_queue_order(tmp_path: 
     out = tmp_path / "bench"
     seats = 40
 
-    status = bench_main(
-        [
-            "--quick",
-            "--scenario",
-            "waiting-room",
-            "--targets",
-            "system",
-            "--buyers",
-            "10",
-            "--hold-clients",
-            "1",
-            "--sockets",
-            "1",
-            "--queue-buyers",
-            "120",
-            "--queue-sockets",
-            "20",
-            "--queue-rate",
-            "60",
-            "--queue-seats",
-            str(seats),
-            "--procs",
-            "1",
-            "--no-progress",
-            "--output",
-            str(out),
-        ]
+    status = run_quick_bench(
+        "waiting-room",
+        out,
+        buyers=10,
+        hold_clients=1,
+        sockets=1,
+        queue_buyers=120,
+        queue_sockets=20,
+        queue_rate=60,
+        queue_seats=seats,
     )
 
     report = json.loads((out / "results.json").read_text())

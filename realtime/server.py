@@ -23,6 +23,7 @@ from actors.mirror import FeedMirror
 from actors.refusals import Refusal
 from actors.trace import REQUEST_ID
 from realtime.dashboard import SalesDashboard
+from realtime.membership import IndexedRooms
 from realtime.payloads import (
     NAMESPACE,
     BadPayload,
@@ -97,6 +98,7 @@ def create_realtime(
     With `organizing`, it also serves the organizer's live sales dashboard."""
     sio = socketio.AsyncServer(
         async_mode="asgi",
+        client_manager=IndexedRooms(),
         cors_allowed_origins=_origin_policy(settings),
         max_http_buffer_size=settings.max_payload_bytes,
     )

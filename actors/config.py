@@ -7,6 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Deadline of one actor call, its retries included: past it the caller answers 503 with
+# Retry-After instead of waiting for Ray to declare a lost node dead (~16 s by default). The
+# start deadline is for an actor this process has not heard from yet (a process to start, a
+# rebuild from PostgreSQL), or whose actor was replaced. Defaults of ACTOR_CALL_TIMEOUT_SECONDS
+# and ACTOR_START_TIMEOUT_SECONDS, for category and queue actors alike.
+CALL_TIMEOUT_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class ActorConfig:
@@ -28,12 +36,8 @@ class ActorConfig:
     # and snapshot take turns). See the formula in docs/deployment.md.
     actor_db_connections: int = 1
     call_retries: int = 30
-    # Deadline of one actor call, its retries included: past it the caller answers 503 with
-    # Retry-After instead of waiting for Ray to declare a lost node dead (~16 s by default).
-    call_timeout_seconds: float = 5.0
-    # The same for a category this process has not heard from yet (a process to start, a
-    # rebuild from PostgreSQL), or whose actor was replaced.
-    start_timeout_seconds: float = 30.0
+    call_timeout_seconds: float = CALL_TIMEOUT_SECONDS
+    start_timeout_seconds: float = START_TIMEOUT_SECONDS
     # Where category actors go: "spread" (one node after another) or "pack" (Ray's default).
     placement: str = "spread"
     # Fair sales (issue 12): how long a waiting-list offer is held for its buyer, and how

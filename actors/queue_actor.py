@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actors.config import CALL_TIMEOUT_SECONDS, START_TIMEOUT_SECONDS
 from actors.feed import FeedHub
 from actors.messages import CategoryChanged, FeedBatch
 from actors.mirror import FeedMirror
@@ -61,9 +62,9 @@ class QueueConfig:
     idle_seconds: float = 60.0
     db_pool_size: int = 2
     call_retries: int = 30
-    # Deadlines of a call, its retries included, as a category's (ActorConfig): 503 past them.
-    call_timeout_seconds: float = 5.0
-    start_timeout_seconds: float = 30.0
+    # Deadlines of a call, its retries included, as a category's: 503 past them.
+    call_timeout_seconds: float = CALL_TIMEOUT_SECONDS
+    start_timeout_seconds: float = START_TIMEOUT_SECONDS
 
 
 def room_settings(event: EventRecord, pass_seconds: float) -> RoomSettings | None:

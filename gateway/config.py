@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from actors.config import CALL_TIMEOUT_SECONDS, START_TIMEOUT_SECONDS
+
 DEFAULT_CORS_ORIGINS = (
     "http://localhost:3000",
     "http://localhost:4200",
@@ -73,8 +75,8 @@ class Settings(BaseSettings):
     # Multi-node operation (docs/deployment.md): a live category's PostgreSQL connections, the
     # deadline of one actor call (retries included) and where category actors are placed.
     actor_db_connections: int = Field(default=1, ge=1, le=16)
-    actor_call_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
-    actor_start_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    actor_call_timeout_seconds: float = Field(default=CALL_TIMEOUT_SECONDS, gt=0, le=300)
+    actor_start_timeout_seconds: float = Field(default=START_TIMEOUT_SECONDS, gt=0, le=600)
     actor_placement: Literal["spread", "pack"] = "spread"
 
     cors_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CORS_ORIGINS

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import psutil
 
+from benchmarks import memory
 from benchmarks.loadgen import Account, LoadRunner
 from persistence.embedded import EmbeddedPostgres
 
@@ -238,7 +239,7 @@ def process_stats(service: Service) -> dict[str, float]:
     for proc in service.tree():
         try:
             mem = proc.memory_info().rss
-            title = " ".join(proc.cmdline()) or proc.name()
+            title = memory.title(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
         rss += mem

@@ -74,16 +74,21 @@ def footprint(pid: int) -> Footprint | None:
     return found
 
 
+def title(process: psutil.Process) -> str:
+    """What the process calls itself: Ray retitles its workers (`ray::CategoryActor...`,
+    `ray::IDLE`); others by command line. Raises psutil.Error when it is gone."""
+    return " ".join(process.cmdline()) or process.name()
+
+
 def titled(processes: list[psutil.Process], marker: str) -> list[Footprint]:
-    """Footprints of the processes whose title contains `marker` (Ray titles its workers
-    `ray::CategoryActor...`, `ray::IDLE`)."""
+    """Footprints of the processes whose title contains `marker`."""
     found = []
     for process in processes:
         try:
-            title = " ".join(process.cmdline()) or process.name()
+            named = title(process)
         except psutil.Error:
             continue
-        if marker in title and (measured := footprint(process.pid)) is not None:
+        if marker in named and (measured := footprint(process.pid)) is not None:
             found.append(measured)
     return found
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
@@ -28,6 +27,7 @@ from gateway.system import Runtime
 from persistence import audit, catalog
 from persistence.errors import EventHasOrders
 from persistence.records import CategoryDraft, EventDraft, EventRecord, WaitingRoomConfig
+from sales.directory import Listing
 from sales.identity import Principal
 from sales.service import EVENT_NOT_FOUND
 
@@ -139,34 +139,28 @@ async def create_event(body: EventIn, organizer: Organizer, runtime: RuntimeDep)
     async with runtime.db.begin() as conn:
         event = await catalog.create_event(conn, draft, organizer.user_id)
         await audit.event_created(conn, event, organizer.user_id)
+    await runtime.directory.event_changed(event.id)  # every gateway's list pages now miss it
     return (await shape_events(runtime, [event]))[0]
 
 
 @router.get("", response_model=list[EventOut])
 async def list_events(runtime: RuntimeDep, page: Paging) -> list[EventOut]:
-    async with runtime.db.connect() as conn:
-        events = await catalog.list_events(conn, limit=page.limit, offset=page.offset)
-    return await shape_events(runtime, events)
+    listing = Listing(page.limit, page.offset)
+    return await shape_events(runtime, await runtime.directory.events(listing))
 
 
 @router.get("/upcoming", response_model=list[EventOut])
 async def upcoming_events(runtime: RuntimeDep, page: Paging) -> list[EventOut]:
-    async with runtime.db.connect() as conn:
-        events = await catalog.list_events(
-            conn, upcoming_after=datetime.now(UTC), limit=page.limit, offset=page.offset
-        )
-    return await shape_events(runtime, events)
+    listing = Listing(page.limit, page.offset, upcoming=True)
+    return await shape_events(runtime, await runtime.directory.events(listing))
 
 
 @router.get("/category/{category}", response_model=list[EventOut])
 async def events_in_category(
     category: Category, runtime: RuntimeDep, page: Paging
 ) -> list[EventOut]:
-    async with runtime.db.connect() as conn:
-        events = await catalog.list_events(
-            conn, event_category=category, limit=page.limit, offset=page.offset
-        )
-    return await shape_events(runtime, events)
+    listing = Listing(page.limit, page.offset, event_category=category)
+    return await shape_events(runtime, await runtime.directory.events(listing))
 
 
 @router.get("/{id}", response_model=EventOut)

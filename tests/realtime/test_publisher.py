@@ -16,11 +16,15 @@ class Rooms:
 
     def __init__(self) -> None:
         self.broadcasts: list[tuple[str, dict[str, Any], str]] = []
+        self.states_of: list[Any] = []  # each broadcast's `state_of`
         self.emitted: list[tuple[str, Any, str]] = []
         self.heard = asyncio.Event()
 
-    def broadcast(self, event: str, data: dict[str, Any], room: str) -> None:
+    def broadcast(
+        self, event: str, data: dict[str, Any], room: str, *, state_of: Any = None
+    ) -> None:
         self.broadcasts.append((event, data, room))
+        self.states_of.append(state_of)
         self.heard.set()
 
     async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
@@ -58,6 +62,8 @@ async def test_states_arriving_together_go_out_once_as_the_latest() -> None:
     await next_turn()
 
     assert held_by_category(rooms) == {1: [100, 101], 2: [5]}
+    # Each is the whole state of its category: a socket behind on it gets only the newest.
+    assert rooms.states_of == [data["categoryId"] for _, data, _ in rooms.broadcasts]
 
 
 async def test_a_late_older_state_is_never_sent_after_a_newer_one() -> None:

@@ -1,6 +1,7 @@
-"""A socket whose client never reads is dropped once its unread backlog passes the bound,
-instead of queueing every change of its room forever. The client here speaks Engine.IO's
-long-polling by hand, so "never reads" is exact: it simply stops polling.
+"""A socket that falls behind gets the latest state of each category, not a backlog of stale
+ones; one whose client never reads is dropped once its unread backlog passes the bound. The
+client here speaks Engine.IO's long-polling by hand, so "never reads" is exact: it simply
+stops polling.
 """
 
 from __future__ import annotations
@@ -57,44 +58,105 @@ class PollingClient:
         return seen
 
 
+async def joined(client: PollingClient, token: str, event_id: int, categories: int) -> None:
+    """Open, join the event's room, and read what joining sends (one state per category)."""
+    await client.open(token)
+    await client.emit("join-event-room", {"eventId": event_id})
+    await client.until(
+        lambda packets: (
+            any("joined-event-room" in p for p in packets)
+            and sum("availability-update" in p for p in packets) == categories
+        )
+    )
+
+
+def states(packets: list[str]) -> list[dict[str, Any]]:
+    """The `availability-update` payloads among Socket.IO packets, in order."""
+    found = []
+    for packet in packets:
+        if packet.startswith("42/realtime,"):
+            event, data = json.loads(packet[len("42/realtime,") :])
+            if event == "availability-update":
+                found.append(data)
+    return found
+
+
+def shows(left: int) -> Callable[[list[str]], bool]:
+    return lambda packets: any(state["availableTickets"] == left for state in states(packets))
+
+
+async def test_a_socket_behind_gets_the_latest_state_not_the_backlog(
+    live_system: LiveSystem,
+) -> None:
+    organizer = await create_user(live_system, Role.ORGANIZER)
+    watcher = await create_user(live_system)
+    buyers = [await create_user(live_system) for _ in range(3)]  # each under the hold cap
+    event = await create_event(live_system, organizer, (100, 50))
+    first, second = (category.id for category in event.categories)
+    async with httpx.AsyncClient(base_url=live_system.api, timeout=30) as http:
+        behind = PollingClient(http)
+        await joined(behind, watcher.token, event.id, 2)
+        reader = PollingClient(http)  # a socket that reads every change, in the same room
+        await joined(reader, watcher.token, event.id, 2)
+
+        heard: list[int] = []
+        for n in range(1, 21):  # `behind` does not read while its room changes twenty times
+            await reserve(http, buyers[n % 3], event.id, first)
+            seen = await reader.until(shows(100 - n))
+            heard.extend(state["availableTickets"] for state in states(seen))
+        await reserve(http, buyers[0], event.id, second)
+        await reader.until(lambda packets: any(s["categoryId"] == second for s in states(packets)))
+        # A socket that keeps up misses nothing (the category's actor may first announce the
+        # state it started in, 100, as it activates).
+        assert [left for left in heard if left < 100] == list(range(99, 79, -1))
+
+        # One read brings the newest state of each category, nothing older.
+        caught_up = states((await behind.read()).text.split(SEPARATOR))
+        assert [(s["categoryId"], s["availableTickets"]) for s in caught_up] == [
+            (first, 80),
+            (second, 49),
+        ]
+        # And it hears the next change as before.
+        await reserve(http, buyers[1], event.id, first)
+        seen = await behind.until(lambda packets: bool(states(packets)))
+        assert [s["availableTickets"] for s in states(seen)] == [79]
+
+
 async def test_a_socket_that_never_reads_is_dropped_past_its_backlog(
     start_system: StartSystem,
 ) -> None:
-    # One buyer makes the twenty-one changes: more live holds than the default cap allows.
+    # Only the latest state of a category waits for a socket, so the backlog that passes the
+    # bound (5) is one of several categories: eight, each changed three times.
     live = await start_system(socket_send_queue_limit=5, max_live_holds_per_user=50)
     organizer = await create_user(live, Role.ORGANIZER)
     watcher = await create_user(live)
     buyer = await create_user(live)
-    event = await create_event(live, organizer, (100,))
-    category = event.categories[0].id
+    event = await create_event(live, organizer, (100,) * 8)
+    categories = [category.id for category in event.categories]
     async with httpx.AsyncClient(base_url=live.api, timeout=30) as http:
         idle = PollingClient(http)
-        await idle.open(watcher.token)
-        await idle.emit("join-event-room", {"eventId": event.id})
-        await idle.until(lambda packets: any("joined-event-room" in p for p in packets))
+        await joined(idle, watcher.token, event.id, 8)
         reader = PollingClient(http)  # a socket that does read, in the same room
-        await reader.open(watcher.token)
-        await reader.emit("join-event-room", {"eventId": event.id})
-        await reader.until(lambda packets: any("joined-event-room" in p for p in packets))
+        await joined(reader, watcher.token, event.id, 8)
 
         # From here on `idle` never polls while the room changes many times.
-        for _ in range(20):
-            await reserve(http, buyer, event.id, category)
+        for n in range(24):
+            await reserve(http, buyer, event.id, categories[n % 8])
             await reader.until(lambda packets: any("availability-update" in p for p in packets))
 
-        # Its backlog was dropped with it: no twenty updates waiting, the session is gone.
+        # Its backlog was dropped with it: no updates waiting, the session is gone.
         gone = await idle.read()
         assert "availability-update" not in gone.text, gone.text[:300]
         after = await idle.read()
         assert after.status_code == 400, after.text
         # The reading socket is still in the room and still hears every change.
-        await reserve(http, buyer, event.id, category)
+        await reserve(http, buyer, event.id, categories[0])
         seen = await reader.until(
-            lambda packets: any('"availableTickets":79' in p for p in packets)
+            lambda packets: any('"availableTickets":96' in p for p in packets)
         )
         assert seen
         assert (
             await http.post(
-                "/api/orders", json=order_body(event.id, category), headers=buyer.headers
+                "/api/orders", json=order_body(event.id, categories[0]), headers=buyer.headers
             )
         ).status_code == 201

@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
+from actors.messages import Availability
 from gateway.deps import EventId, Organizer, Paging, RuntimeDep
 from gateway.errors import ApiError
 from gateway.schemas import (
@@ -40,48 +41,50 @@ Category = Annotated[str, Path(min_length=1, max_length=100)]
 async def shape_events(runtime: Runtime, events: Sequence[EventRecord]) -> list[EventOut]:
     ids = [category.id for event in events for category in event.categories]
     live = await runtime.sales.availability(ids) if ids else {}
-    shaped: list[EventOut] = []
-    for event in events:
-        categories: list[TicketCategoryOut] = []
-        for category in event.categories:
-            seats = live.get(category.id)
-            reserved = seats.held + seats.sold if seats is not None else 0
-            categories.append(
-                TicketCategoryOut(
-                    id=category.id,
-                    category_name=category.category_name,
-                    price=category.price,
-                    total_seats=category.total_seats,
-                    reserved_seats=reserved,
-                    available_seats=max(category.total_seats - reserved, 0),
-                    description=category.description,
-                    is_active=category.is_active,
-                    event_id=category.event_id,
-                    sales_start_at=category.sales_start_at,
-                    sales_end_at=category.sales_end_at,
-                    max_per_user=category.max_per_user,
-                    waiting_count=len(seats.waiting) if seats is not None else 0,
-                )
-            )
-        shaped.append(
-            EventOut(
-                id_event=event.id,
-                event_name=event.event_name,
-                event_category=event.event_category,
-                description=event.description,
-                event_date=event.event_date,
-                location=event.location,
-                is_active=event.is_active,
-                created_by=event.created_by,
-                ticket_categories=categories,
-                created_at=event.created_at,
-                updated_at=event.updated_at,
-                sales_start_at=event.sales_start_at,
-                sales_end_at=event.sales_end_at,
-                waiting_room=_room_out(event.waiting_room),
+    return [
+        EventOut(
+            id_event=event.id,
+            event_name=event.event_name,
+            event_category=event.event_category,
+            description=event.description,
+            event_date=event.event_date,
+            location=event.location,
+            is_active=event.is_active,
+            created_by=event.created_by,
+            ticket_categories=_categories_of(event, live),
+            created_at=event.created_at,
+            updated_at=event.updated_at,
+            sales_start_at=event.sales_start_at,
+            sales_end_at=event.sales_end_at,
+            waiting_room=_room_out(event.waiting_room),
+        )
+        for event in events
+    ]
+
+
+def _categories_of(event: EventRecord, live: Mapping[int, Availability]) -> list[TicketCategoryOut]:
+    categories: list[TicketCategoryOut] = []
+    for category in event.categories:
+        seats = live.get(category.id)
+        reserved = seats.held + seats.sold if seats is not None else 0
+        categories.append(
+            TicketCategoryOut(
+                id=category.id,
+                category_name=category.category_name,
+                price=category.price,
+                total_seats=category.total_seats,
+                reserved_seats=reserved,
+                available_seats=max(category.total_seats - reserved, 0),
+                description=category.description,
+                is_active=category.is_active,
+                event_id=category.event_id,
+                sales_start_at=category.sales_start_at,
+                sales_end_at=category.sales_end_at,
+                max_per_user=category.max_per_user,
+                waiting_count=len(seats.waiting) if seats is not None else 0,
             )
         )
-    return shaped
+    return categories
 
 
 def _room_out(room: WaitingRoomConfig | None) -> WaitingRoomOut | None:
@@ -184,9 +187,10 @@ _TICKETS = TypeAdapter(list[TicketCategoryOut])
 async def tickets_of(runtime: Runtime, event_id: int) -> Response:
     """The ticket route's work, also served by `gateway.hotpaths` without FastAPI: serialized
     once here (the route's `response_model` still documents it)."""
-    categories = (await shape_events(runtime, [await _load(runtime, event_id)]))[0]
+    event = await _load(runtime, event_id)
+    live = await runtime.sales.availability([category.id for category in event.categories])
     return Response(
-        _TICKETS.dump_json(categories.ticket_categories, by_alias=True),
+        _TICKETS.dump_json(_categories_of(event, live), by_alias=True),
         media_type="application/json",
     )
 

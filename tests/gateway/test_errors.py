@@ -161,7 +161,7 @@ async def test_cors(client: httpx.AsyncClient) -> None:
 
 async def test_cors_origins_are_configurable(start_system) -> None:  # type: ignore[no-untyped-def]
     live = await start_system(cors_origins="https://tickets.example")
-    async with httpx.AsyncClient(base_url=live.api) as http:
+    async with httpx.AsyncClient(base_url=live.api, timeout=30) as http:
         ours = await http.get("/api/events", headers={"Origin": "https://tickets.example"})
         default = await http.get("/api/events", headers={"Origin": "http://localhost:4200"})
     assert ours.headers["access-control-allow-origin"] == "https://tickets.example"

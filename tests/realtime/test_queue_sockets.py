@@ -36,7 +36,7 @@ async def test_queued_sockets_hear_their_place_then_their_pass_on_any_gateway(
     # The second buyer joins over REST on gateway A and watches on a socket on B that never
     # sent join-queue: the pass still reaches it (the buyer's sockets, wherever they are).
     second_on_b = await connect(b.api, second.token)
-    async with httpx.AsyncClient(base_url=a.api) as http:
+    async with httpx.AsyncClient(base_url=a.api, timeout=WAIT_SECONDS) as http:
         response = await http.post(f"/api/events/{event.id}/queue", headers=second.headers)
         assert response.status_code == 201, response.text
 
@@ -91,7 +91,7 @@ async def test_join_queue_floods_and_absurd_payloads_change_nothing(
     await socket.next("error", lambda e: e == {"message": "Rate limit exceeded"})
     await socket.next("join-queue-response", lambda reply: reply["success"] is True)
     await socket.round_trip()
-    async with httpx.AsyncClient(base_url=a.api) as http:
+    async with httpx.AsyncClient(base_url=a.api, timeout=WAIT_SECONDS) as http:
         place = (await http.get(f"/api/events/{event.id}/queue", headers=buyer.headers)).json()
     assert place.get("waiting") == 1, place  # one entry, however many joins
 
@@ -112,7 +112,7 @@ async def test_everyone_still_waiting_hears_queue_closed_at_sell_out(
     index = sockets.index(admitted)
     payload = admitted.received["queue-admitted"][0]
     lock = {"eventId": event.id, "categoryId": event.categories[0].id, "quantity": 1}
-    async with httpx.AsyncClient(base_url=a.api) as http:
+    async with httpx.AsyncClient(base_url=a.api, timeout=WAIT_SECONDS) as http:
         bought = await http.post(
             "/api/orders",
             json=lock,

@@ -18,7 +18,7 @@ from persistence.records import EventRecord
 from realtime.server import UNAVAILABLE
 from sales.identity import Role
 from tests.fixtures.system import LiveSystem, create_event, create_user
-from tests.realtime.conftest import Connect, Recorder
+from tests.realtime.conftest import WAIT_SECONDS, Connect, Recorder
 
 if TYPE_CHECKING:
     from tests.fixtures.system import TestUser
@@ -362,7 +362,7 @@ async def test_a_payload_user_id_never_changes_who_owns_a_lock(
     await victim_socket.emit("unlock-tickets", {"lockId": reply["lockId"], "userId": attacker.id})
     refused = await victim_socket.next("unlock-tickets-response")
     assert refused["success"] is False
-    async with httpx.AsyncClient(base_url=live_system.api) as http:
+    async with httpx.AsyncClient(base_url=live_system.api, timeout=WAIT_SECONDS) as http:
         answer = await http.post(
             "/api/orders/with-lock",
             headers=victim.headers,
@@ -393,7 +393,7 @@ async def test_buying_with_the_lock_brings_order_completed_and_the_sale_to_the_r
     second_buyer_socket = await connect(live_system.api, buyer.token)
     reply = await lock(buyer_socket, event, 2)
 
-    async with httpx.AsyncClient(base_url=live_system.api) as http:
+    async with httpx.AsyncClient(base_url=live_system.api, timeout=WAIT_SECONDS) as http:
         answer = await http.post(
             "/api/orders/with-lock",
             headers=buyer.headers,
@@ -420,7 +420,7 @@ async def test_buying_with_the_lock_brings_order_completed_and_the_sale_to_the_r
     assert sold["totalTickets"] == 6
     assert not watcher.received["order-completed"]
 
-    async with httpx.AsyncClient(base_url=live_system.api) as http:
+    async with httpx.AsyncClient(base_url=live_system.api, timeout=WAIT_SECONDS) as http:
         answer = await http.post(f"/api/orders/{order_id}/cancel", headers=buyer.headers)
     assert answer.status_code == 200, answer.text
     cancelled = await buyer_socket.next("order-cancelled")

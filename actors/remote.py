@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import ray
-from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.config import ActorConfig
 from actors.refusals import Refusal
@@ -357,9 +357,15 @@ class HubHandle:
         self._handle = None
 
     async def publish(self, items: list[Any]) -> int:
-        """Answers the hub's generation."""
-        async with asyncio.timeout(self._timeout):
-            generation: int = await self._hub().publish.remote(items)
+        """Answers the hub's generation. A hub ended for good (`ray kill`) is forgotten, so
+        the next try finds or starts its successor: a category holding the dead handle would
+        retry it forever and, with its last state unsent, never passivate."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                generation: int = await self._hub().publish.remote(items)
+        except ActorDiedError:
+            self.reconnect()
+            raise
         return generation
 
     async def poll(self, cursor: int | None, wait_seconds: float, generation: int | None) -> Any:

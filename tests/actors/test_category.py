@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from actors.client import SeatClient
 from actors.messages import HoldPlaced, OrderPlaced
 from actors.refusals import Refusal, RefusalReason
-from actors.remote import category_actor_name
+from actors.remote import HUB_NAME, category_actor_name
 from persistence import ledger, snapshots
 from persistence.models import ticket_categories
 from persistence.records import EventRecord
@@ -318,6 +318,44 @@ async def test_passivation_and_reactivation_keep_the_numbers(
 
     await eventually(idle_gone)
     actor_of(engine, category.id)
+
+
+async def test_a_hub_ended_for_good_is_replaced_and_hears_the_live_categories(
+    start_engine: EngineFactory,
+    make_category: Callable[..., Awaitable[EventRecord]],
+    make_buyer: Callable[[], Awaitable[int]],
+) -> None:
+    """`ray kill` of the hub (no restart): a category actor must publish to its successor,
+    not retry the dead handle forever, so a gateway that learns only through the feed sees
+    the release made afterwards, and the actor, its last state sent, can passivate."""
+    engine = await start_engine(actor_idle_seconds=0.5)
+    watcher = await start_engine(namespace=engine._config.namespace)
+    category = (await make_category(seats=4)).categories[0]
+    buyer = await make_buyer()
+    placed = await engine.hold(
+        user_id=buyer, event_id=category.event_id, category_id=category.id, quantity=2
+    )
+
+    def watched(count: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return len(watcher.holds_of(buyer)) == count
+
+        return check
+
+    await eventually(watched(1))
+    ray.kill(ray.get_actor(HUB_NAME, namespace=engine._config.namespace), no_restart=True)
+    await engine.release(user_id=buyer, category_id=category.id, lock_id=placed.hold.lock_id)
+
+    await eventually(watched(0), within=30)
+
+    async def gone() -> bool:
+        try:
+            actor_of(engine, category.id)
+        except ValueError:
+            return True
+        return False
+
+    await eventually(gone, within=30)
 
 
 async def test_unknown_category_is_refused(engine: SeatClient) -> None:

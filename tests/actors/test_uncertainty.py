@@ -62,7 +62,10 @@ class Hosted:
 
     async def close(self) -> None:
         for actor in self.actors:
-            for task in (actor._housekeeper, actor._reaper):
+            # Every loop it started: a publisher left running retries the namespace's killed
+            # hub every half second for the rest of the test session.
+            owned = (actor._housekeeper, actor._reaper, actor._feed._publisher, actor._reporting)
+            for task in owned:
                 if task is not None:
                     task.cancel()
             if actor._db is not None:

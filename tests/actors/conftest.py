@@ -16,6 +16,7 @@ from actors.config import ActorConfig
 from persistence import catalog, users
 from persistence.records import CategoryDraft, EventDraft, EventRecord
 from tests.fixtures.ray_runtime import kill_namespace
+from tests.fixtures.system import TEST_START_TIMEOUT_SECONDS
 
 EngineFactory = Callable[..., Awaitable[SeatClient]]
 
@@ -35,6 +36,7 @@ async def start_engine(
             # can take longer than the 5 s production deadline, which is not what they test
             # (tests/cluster does: a call past the deadline answers 503).
             "call_timeout_seconds": 30.0,
+            "start_timeout_seconds": TEST_START_TIMEOUT_SECONDS,
         }
         values.update(overrides)
         config = ActorConfig(**values)

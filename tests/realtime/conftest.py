@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import socketio
 
-from actors.config import START_TIMEOUT_SECONDS
 from realtime.payloads import NAMESPACE
+from tests.fixtures.system import TEST_START_TIMEOUT_SECONDS
 
-# An answer may wait for a cold actor to start, which the system allows START_TIMEOUT_SECONDS
-# (30 s): on a loaded 2-core machine two socket tests waited past 15 s for their first answer.
-WAIT_SECONDS = START_TIMEOUT_SECONDS + 15.0
+# An answer may wait for a cold actor to start, which a test system allows
+# TEST_START_TIMEOUT_SECONDS: on a loaded 2-core machine two socket tests waited past 15 s for
+# their first answer.
+WAIT_SECONDS = TEST_START_TIMEOUT_SECONDS + 15.0
 
 Predicate = Callable[[Any], bool]
 

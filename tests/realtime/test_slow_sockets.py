@@ -19,6 +19,7 @@ from tests.gateway.conftest import order_body, poll, reserve
 StartSystem = Callable[..., Awaitable[LiveSystem]]
 ENGINE = "/socket.io/?EIO=4&transport=polling"
 SEPARATOR = "\x1e"
+PING, PONG = "2", "3"
 
 
 class PollingClient:
@@ -51,7 +52,12 @@ class PollingClient:
         async def arrived() -> bool:
             answer = await self.read()
             assert answer.status_code == 200, answer.text
-            seen.extend(answer.text.split(SEPARATOR))
+            packets = answer.text.split(SEPARATOR)
+            if PING in packets:
+                # A reading client answers the server's ping, or the session ends when
+                # pingInterval + pingTimeout (45 s) pass: a slow run got there.
+                await self.send(PONG)
+            seen.extend(packets)
             return done(seen)
 
         await poll(arrived)
@@ -93,6 +99,9 @@ async def test_a_socket_behind_gets_the_latest_state_not_the_backlog(
     buyers = [await create_user(live_system) for _ in range(3)]  # each under the hold cap
     event = await create_event(live_system, organizer, (100, 50))
     first, second = (category.id for category in event.categories)
+    # Started before `behind` stops reading: it must outlast the changes, not actor starts
+    # (a socket that never answers a ping is ended 45 s after it was last heard).
+    await live_system.runtime.seats.activate([first, second])
     async with httpx.AsyncClient(base_url=live_system.api, timeout=30) as http:
         behind = PollingClient(http)
         await joined(behind, watcher.token, event.id, 2)
@@ -133,6 +142,7 @@ async def test_a_socket_that_never_reads_is_dropped_past_its_backlog(
     buyer = await create_user(live)
     event = await create_event(live, organizer, (100,) * 8)
     categories = [category.id for category in event.categories]
+    await live.runtime.seats.activate(categories)  # started before `idle` stops reading
     async with httpx.AsyncClient(base_url=live.api, timeout=30) as http:
         idle = PollingClient(http)
         await joined(idle, watcher.token, event.id, 8)

@@ -241,6 +241,12 @@ class Sales:
         and a refused entry's row is deleted again."""
         self.check_quantity(quantity)
         event, category = await self.on_sale(event_id, category_id)
+        # The actor is live before the row exists. One activated while the row waits for its
+        # join (a fresh actor wakes itself) loads it as a place in line, and the feed shows the
+        # category's seats set aside, none on sale, until the join is decided: a refused join
+        # changed what everyone saw. A live actor loads nothing; one restarted in between
+        # still decides the row it loaded when this join arrives (`Inventory.join`).
+        await self._seats.current(category_id)
         async with self._db.begin() as conn:
             row = await waitlist.add(conn, category_id, caller.user_id, quantity)
         if row is None:

@@ -21,7 +21,7 @@ from actors.coalescing import CommandBatcher
 from actors.config import ActorConfig
 from actors.feed import FeedHub
 from actors.inventory import SaleRules
-from actors.lockids import category_of_lock, new_request_id, request_id_from_key
+from actors.lockids import category_of_lock, hold_lock_id, new_request_id, request_id_from_key
 from actors.messages import (
     Availability,
     Buy,
@@ -113,11 +113,24 @@ class SeatClient:
         category_id: int,
         quantity: int,
         rules: SaleRules | None = None,
+        request_key: str | None = None,
     ) -> HoldPlaced:
+        """With `request_key` (the caller's Idempotency-Key), a replay makes no second hold:
+        its lock id is the first one's, and the actor answers it with that hold."""
         command = PlaceHold(
-            new_request_id(), user_id, event_id, quantity, rules, trace=REQUEST_ID.get()
+            _hold_request_id(request_key),
+            user_id,
+            event_id,
+            quantity,
+            rules,
+            trace=REQUEST_ID.get(),
         )
         return _expect(await self._submit(category_id, command), HoldPlaced)
+
+    def replays_hold(self, user_id: int, category_id: int, request_key: str) -> bool:
+        """Is a hold made with `request_key` live (so asking again places nothing new)?"""
+        lock_id = hold_lock_id(category_id, user_id, _hold_request_id(request_key))
+        return any(hold.lock_id == lock_id for hold in self.holds_of(user_id))
 
     async def join_waitlist(
         self,
@@ -342,6 +355,11 @@ class SeatClient:
 
 def _request_id(draft: OrderDraft) -> str:
     return request_id_from_key(draft.request_key) if draft.request_key else new_request_id()
+
+
+def _hold_request_id(request_key: str | None) -> str:
+    # Apart from orders' ids: one key sent to reserve and then to buy names two requests.
+    return request_id_from_key("hold:" + request_key) if request_key else new_request_id()
 
 
 def _expect(outcome: Outcome, kind: type[T]) -> T:

@@ -78,7 +78,7 @@ async def idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
-            description="Replaying a request with the same key returns the first order.",
+            description="Replaying a request with the same key returns the first answer.",
         ),
     ] = None,
 ) -> str | None:

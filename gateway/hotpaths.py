@@ -82,9 +82,9 @@ class HotPaths:
                 authorization = value.decode("latin-1")
             elif name == b"content-type":
                 json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
-            elif name == b"origin" or name == b"x-admission-pass":
-                # CORS is the FastAPI app's, and so is a waiting room's pass (its route reads
-                # the header): events without a room never send one and stay on this path.
+            elif name in _APP_HEADERS:
+                # CORS is the FastAPI app's, and so are a waiting room's pass and an
+                # Idempotency-Key (its route reads them): most requests send neither.
                 json_body = False
                 break
         if not json_body:
@@ -148,6 +148,7 @@ class HotPaths:
 
 
 _ID_DIGITS = len(str(MAX_ID))
+_APP_HEADERS = frozenset((b"origin", b"x-admission-pass", b"idempotency-key"))
 
 
 def _plain_read_of(scope: Scope, read: HotRead) -> int | None:

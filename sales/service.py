@@ -146,6 +146,7 @@ class Sales:
         category_id: int,
         quantity: int,
         admission_pass: str | None = None,
+        request_key: str | None = None,
     ) -> HoldPlaced:
         # Counted here, around the body rather than by a decorator: mutmut skips decorated
         # functions, and these are its most important ones.
@@ -153,13 +154,19 @@ class Sales:
             self.check_quantity(quantity)
             event, category = await self.on_sale(event_id, category_id)
             self._check_admission(caller, event, admission_pass)
-            self._check_live_holds(caller)
+            # A replay of a live hold counts nothing new: at the cap it still gets its hold.
+            replay = request_key is not None and self._seats.replays_hold(
+                caller.user_id, category_id, request_key
+            )
+            if not replay:
+                self._check_live_holds(caller)
             placed = await self._seats.hold(
                 user_id=caller.user_id,
                 event_id=event_id,
                 category_id=category_id,
                 quantity=quantity,
                 rules=rules_of(event, category),
+                request_key=request_key,
             )
         except Refusal as refused:
             self.tally.refused("hold", refused.reason)

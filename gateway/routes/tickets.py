@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
-from gateway.deps import AdmissionPass, Caller, RuntimeDep
+from gateway.deps import AdmissionPass, Caller, RequestKey, RuntimeDep
 from gateway.errors import invalid
 from gateway.schemas import ReleaseIn, ReleaseOut, ReserveIn, ReserveOut
 from gateway.system import Runtime
@@ -21,22 +21,31 @@ router = APIRouter(prefix="/events/tickets", tags=["tickets"])
 
 @router.post("/reserve", status_code=status.HTTP_201_CREATED, response_model=ReserveOut)
 async def reserve(
-    body: ReserveIn, caller: Caller, runtime: RuntimeDep, admission_pass: AdmissionPass = None
+    body: ReserveIn,
+    caller: Caller,
+    runtime: RuntimeDep,
+    request_key: RequestKey,
+    admission_pass: AdmissionPass = None,
 ) -> Response:
-    return await hold_seats(runtime, caller, body, admission_pass)
+    return await hold_seats(runtime, caller, body, admission_pass, request_key)
 
 
 async def hold_seats(
-    runtime: Runtime, caller: Principal, body: ReserveIn, admission_pass: str | None = None
+    runtime: Runtime,
+    caller: Principal,
+    body: ReserveIn,
+    admission_pass: str | None = None,
+    request_key: str | None = None,
 ) -> Response:
     """The reserve route's answer, also served by `gateway.hotpaths` without FastAPI (which
-    sends a request carrying an admission pass on to this route)."""
+    sends a request carrying an admission pass or an Idempotency-Key on to this route)."""
     placed = await runtime.sales.hold(
         caller,
         event_id=body.event_id,
         category_id=body.category_id,
         quantity=body.quantity,
         admission_pass=admission_pass,
+        request_key=request_key,
     )
     return ReserveOut(
         success=True,

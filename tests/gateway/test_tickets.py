@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from sales.identity import Role
-from tests.fixtures.system import LiveSystem
+from tests.fixtures.system import LiveSystem, create_event, create_user
 from tests.gateway.conftest import (
     MakeEvent,
     MakeUser,
@@ -16,6 +20,9 @@ from tests.gateway.conftest import (
     order_body,
     reserve,
 )
+
+if TYPE_CHECKING:
+    from tests.fixtures.system import TestUser
 
 
 async def test_reserve_and_release(
@@ -112,3 +119,92 @@ async def test_release_only_your_own(
     unknown_lock = {"categoryId": category, "lockId": "no-such-lock"}
     assert_error(await client.post(path, json=unknown_lock, headers=owner.headers), 404)
     assert await available_seats(client, event.id) == [3]
+
+
+# -- Idempotency-Key on reserve: a client that retries after a timeout holds once ------------
+
+
+def _keyed(user: TestUser, key: str | bytes) -> dict[Any, Any]:
+    if isinstance(key, bytes):
+        return {b"Authorization": user.headers["Authorization"].encode(), b"Idempotency-Key": key}
+    return {**user.headers, "Idempotency-Key": key}
+
+
+async def _reserve_keyed(
+    client: httpx.AsyncClient, user: TestUser, key: str | bytes, body: dict[str, Any]
+) -> httpx.Response:
+    return await client.post("/api/events/tickets/reserve", json=body, headers=_keyed(user, key))
+
+
+def _live_lock_ids(live: LiveSystem, user: TestUser) -> list[str]:
+    """The user's live holds as the gateway knows them (what `get-my-locks` answers)."""
+    return sorted(hold.lock_id for hold in live.runtime.sales.holds_of(user.id))
+
+
+async def test_a_replayed_reserve_returns_the_first_hold(
+    client: httpx.AsyncClient, live_system: LiveSystem, make_user: MakeUser, make_event: MakeEvent
+) -> None:
+    organizer, alice, bob = await make_user(Role.ORGANIZER), await make_user(), await make_user()
+    event = await make_event(organizer, seats=(10,))
+    body = order_body(event.id, event.categories[0].id, 2)
+    key = f"r-{uuid.uuid4().hex}"
+
+    first = await _reserve_keyed(client, alice, key, body)
+    again = await _reserve_keyed(client, alice, key, body)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json()["lockId"] == first.json()["lockId"]
+    assert await available_seats(client, event.id) == [8]
+    assert _live_lock_ids(live_system, alice) == [first.json()["lockId"]]
+
+    # Someone else's identity with the same key is someone else's request.
+    bobs = await _reserve_keyed(client, bob, key, body)
+    assert bobs.status_code == 201 and bobs.json()["lockId"] != first.json()["lockId"]
+    assert await available_seats(client, event.id) == [6]
+
+    # Without a key every request is a new hold, as before.
+    await reserve(client, alice, event.id, event.categories[0].id, 2)
+    assert await available_seats(client, event.id) == [4]
+
+
+async def test_a_flood_of_one_keyed_reserve_holds_once(
+    client: httpx.AsyncClient, make_user: MakeUser, make_event: MakeEvent
+) -> None:
+    organizer, alice = await make_user(Role.ORGANIZER), await make_user()
+    event = await make_event(organizer, seats=(5,))
+    body = order_body(event.id, event.categories[0].id, 3)
+    key = f"f-{uuid.uuid4().hex}"
+    answers = await asyncio.gather(*(_reserve_keyed(client, alice, key, body) for _ in range(30)))
+    assert {answer.status_code for answer in answers} == {201}, [a.text for a in answers]
+    assert len({answer.json()["lockId"] for answer in answers}) == 1
+    assert await available_seats(client, event.id) == [2]
+
+
+async def test_a_replay_at_the_live_hold_cap_still_gets_its_hold(
+    start_system: Callable[..., Awaitable[LiveSystem]],
+) -> None:
+    live = await start_system(max_live_holds_per_user=2)
+    organizer, alice = await create_user(live, Role.ORGANIZER), await create_user(live)
+    event = await create_event(live, organizer, (10,))
+    body = order_body(event.id, event.categories[0].id, 1)
+    async with httpx.AsyncClient(base_url=live.api, timeout=30) as http:
+        await reserve(http, alice, event.id, event.categories[0].id, 1)
+        key = f"cap-{uuid.uuid4().hex}"
+        first = await _reserve_keyed(http, alice, key, body)
+        assert first.status_code == 201, first.text
+        assert_error(await _reserve_keyed(http, alice, f"new-{uuid.uuid4().hex}", body), 409)
+        replay = await _reserve_keyed(http, alice, key, body)
+        assert replay.status_code == 201, replay.text
+        assert replay.json()["lockId"] == first.json()["lockId"]
+        assert await available_seats(http, event.id) == [8]
+
+
+async def test_absurd_reserve_keys_are_refused_and_hold_nothing(
+    client: httpx.AsyncClient, live_system: LiveSystem, make_user: MakeUser, make_event: MakeEvent
+) -> None:
+    organizer, alice = await make_user(Role.ORGANIZER), await make_user()
+    event = await make_event(organizer, seats=(4,))
+    body = order_body(event.id, event.categories[0].id, 1)
+    for bad in [b"", b"x" * 201, b"tab\there", b"caf\xe9"]:
+        assert_error(await _reserve_keyed(client, alice, bad, body), 400)
+    assert await available_seats(client, event.id) == [4]
+    assert _live_lock_ids(live_system, alice) == []

@@ -41,16 +41,8 @@ async def test_a_window_counts_down_and_a_waiting_buyer_gets_the_offer(
     live_system: LiveSystem, make_user: Callable[..., Awaitable[TestUser]]
 ) -> None:
     organizer = await make_user(Role.ORGANIZER)
-    opens = datetime.now(UTC) + timedelta(seconds=12)
-    later = await _create(
-        live_system,
-        organizer,
-        category={"totalSeats": 5, "maxPerUser": 2},
-        salesStartAt=opens.isoformat().replace("+00:00", "Z"),
-    )
     sold_out = await _create(live_system, organizer, category={"totalSeats": 1})
     holder, waiter = await make_user(), await make_user()
-    later_id, later_cid = later["idEvent"], later["ticketCategories"][0]["id"]
     event_id, cid = sold_out["idEvent"], sold_out["ticketCategories"][0]["id"]
 
     async with async_playwright() as playwright:
@@ -60,6 +52,17 @@ async def test_a_window_counts_down_and_a_waiting_buyer_gets_the_offer(
             waiter_page = await open_page(browser, live_system.api, waiter)
 
             # The window: a countdown, the lock button off until the instant, the limit shown.
+            # The sale opens 20 s after the pages are up, not after the test began: a loaded run
+            # spent more than 12 s starting the browser and was already past the opening.
+            opens = datetime.now(UTC) + timedelta(seconds=20)
+            later = await _create(
+                live_system,
+                organizer,
+                category={"totalSeats": 5, "maxPerUser": 2},
+                salesStartAt=opens.isoformat().replace("+00:00", "Z"),
+            )
+            later_id, later_cid = later["idEvent"], later["ticketCategories"][0]["id"]
+            await waiter_page.get_by_test_id("refresh-events").click()
             await waiter_page.get_by_test_id(f"join-event-{later_id}").click()
             window = waiter_page.get_by_test_id(f"window-{later_cid}")
             await expect(window).to_have_text(

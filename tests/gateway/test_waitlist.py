@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from actors.messages import CategoryChanged, FeedItem
 from sales.identity import Role
 from tests.fixtures.ray_runtime import kill_namespace
 from tests.fixtures.system import LiveSystem, create_event, create_user
@@ -212,3 +213,35 @@ async def test_the_list_survives_a_full_restart_in_order(
 
         await poll(two_served)
         assert await available_seats(http, event.id) == [0]
+
+
+async def test_a_refused_join_on_a_cold_category_never_shows_its_seats_set_aside(
+    client: httpx.AsyncClient, live_system: LiveSystem, make_user: MakeUser, make_event: MakeEvent
+) -> None:
+    """A fresh actor wakes itself as it starts; had that activation loaded the row of a join
+    not yet decided, the feed would show every free seat set aside for it (0 on sale) until
+    the join was refused. Every state the feed carries for these categories is recorded."""
+    organizer, buyer = await make_user(Role.ORGANIZER), await make_user()
+    event = await make_event(organizer, (3,) * 8)
+    watched = {category.id for category in event.categories}
+    shown: list[CategoryChanged] = []
+
+    def record(item: FeedItem) -> None:
+        if isinstance(item, CategoryChanged) and item.availability.category_id in watched:
+            shown.append(item)
+
+    unsubscribe = live_system.runtime.seats.subscribe(record)
+    try:
+        refusals = await asyncio.gather(
+            *(_join(client, buyer, event.id, category.id) for category in event.categories)
+        )
+        assert {answer.status_code for answer in refusals} == {409}, [a.text for a in refusals]
+        await poll(lambda: _all_shown(shown, watched))
+    finally:
+        unsubscribe()
+    assert [s.availability for s in shown if s.availability.available != 3] == []
+    assert await available_seats(client, event.id) == [3] * 8
+
+
+async def _all_shown(shown: list[CategoryChanged], watched: set[int]) -> bool:
+    return {item.availability.category_id for item in shown} == watched

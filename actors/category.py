@@ -403,7 +403,9 @@ class CategoryActor:
         while the hub cannot take its last state: followers would keep a stale one."""
         self._activity.retired = True
         await self._snapshots.save(desk.inventory)
-        if not await self._feed.flush():
+        # Not idle after a flush that went through: it met a restarted hub, which must get
+        # the whole state first (followers keep what they knew until the category says).
+        if not await self._feed.flush() or not self._feed.idle:
             self._activity.retired = False
             return False
         await self._last_report()  # only once it really leaves: the gateways count it gone

@@ -346,7 +346,7 @@ async def test_a_hub_ended_for_good_is_replaced_and_hears_the_live_categories(
     ray.kill(ray.get_actor(HUB_NAME, namespace=engine._config.namespace), no_restart=True)
     await engine.release(user_id=buyer, category_id=category.id, lock_id=placed.hold.lock_id)
 
-    await eventually(watched(0), within=30)
+    await eventually(watched(0), within=60)
 
     async def gone() -> bool:
         try:

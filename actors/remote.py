@@ -311,7 +311,9 @@ def wake_current_actor() -> None:
 def _wake(handle: Any) -> None:
     for _ in range(WAKE_ATTEMPTS):
         try:
-            ray.get(handle.ready.remote())
+            # Waited on as a future, not `ray.get`: in an async actor's process Ray warns
+            # that `ray.get` blocks the event loop, from any thread (a false alarm per start).
+            handle.ready.remote().future().result()
         except ActorUnavailableError:
             time.sleep(WAKE_RETRY_SECONDS)
             continue

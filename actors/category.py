@@ -403,8 +403,9 @@ class CategoryActor:
         while the hub cannot take its last state: followers would keep a stale one."""
         self._activity.retired = True
         await self._snapshots.save(desk.inventory)
-        # Not idle after a flush that went through: it met a restarted hub, which must get
-        # the whole state first (followers keep what they knew until the category says).
+        # Not idle after a flush that went through: the publisher's own send is still on its
+        # way (it may fail, or meet a restarted hub), or this one met a restarted hub, which
+        # must get the whole state first (followers keep what they knew until it comes).
         if not await self._feed.flush() or not self._feed.idle:
             self._activity.retired = False
             return False

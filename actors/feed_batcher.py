@@ -41,10 +41,13 @@ class FeedBatcher:
         self._generation: int | None = None  # of the hub that took the last item
         self._last_publish = 0.0
         self._publisher: asyncio.Task[None] | None = None
+        self._sending = 0  # publishes awaiting the hub's answer
 
     @property
     def idle(self) -> bool:
-        return not self._dirty
+        """Nothing pending and nothing on its way: an item in flight may still fail (and be
+        kept) or meet a restarted hub (which then needs the whole state)."""
+        return not self._dirty and not self._sending
 
     def mark(self, added: Sequence[HoldView], removed: Sequence[str]) -> None:
         """Something changed: holds added (or shrunk) and lock ids removed, if any."""
@@ -78,6 +81,7 @@ class FeedBatcher:
             item = CategoryChanged(availability, tuple(added.values()), tuple(removed))
         self._added, self._removed, self._dirty, self._complete = {}, set(), False, False
         self._last_publish = self._clock()
+        self._sending += 1
         try:
             generation = await self._publish([item])
         except Exception as error:
@@ -89,6 +93,8 @@ class FeedBatcher:
             )
             self._restore(added, removed, complete)
             return False
+        finally:
+            self._sending -= 1
         if self._generation is not None and generation != self._generation and not complete:
             # The hub restarted since our last item and lost the state before it.
             self.republish()

@@ -40,6 +40,19 @@ def actor_of(engine: SeatClient, category_id: int) -> Any:
     return ray.get_actor(category_actor_name(category_id), namespace=engine._config.namespace)
 
 
+def passivated(engine: SeatClient, category_id: int) -> Callable[[], Awaitable[bool]]:
+    """A check for `eventually`: the category's actor has left (its name is gone)."""
+
+    async def gone() -> bool:
+        try:
+            actor_of(engine, category_id)
+        except ValueError:
+            return True
+        return False
+
+    return gone
+
+
 async def test_concurrent_holds_never_exceed_capacity(
     engine: SeatClient, make_category: Callable[..., Awaitable[EventRecord]]
 ) -> None:
@@ -290,14 +303,7 @@ async def test_passivation_and_reactivation_keep_the_numbers(
     )
     await engine.release(user_id=buyer, category_id=category.id, lock_id=placed.hold.lock_id)
 
-    async def gone() -> bool:
-        try:
-            actor_of(engine, category.id)
-        except ValueError:
-            return True
-        return False
-
-    await eventually(gone)
+    await eventually(passivated(engine, category.id))
     again = await engine.hold(user_id=buyer, event_id=event.id, category_id=category.id, quantity=5)
     assert (again.availability.sold, again.availability.held, again.availability.available) == (
         4,
@@ -309,14 +315,7 @@ async def test_passivation_and_reactivation_keep_the_numbers(
     idle = (await make_category(seats=1)).categories[0]
     await engine.current(idle.id)
 
-    async def idle_gone() -> bool:
-        try:
-            actor_of(engine, idle.id)
-        except ValueError:
-            return True
-        return False
-
-    await eventually(idle_gone)
+    await eventually(passivated(engine, idle.id))
     actor_of(engine, category.id)
 
 
@@ -348,14 +347,7 @@ async def test_a_hub_ended_for_good_is_replaced_and_hears_the_live_categories(
 
     await eventually(watched(0), within=60)
 
-    async def gone() -> bool:
-        try:
-            actor_of(engine, category.id)
-        except ValueError:
-            return True
-        return False
-
-    await eventually(gone, within=30)
+    await eventually(passivated(engine, category.id), within=30)
 
 
 async def test_unknown_category_is_refused(engine: SeatClient) -> None:

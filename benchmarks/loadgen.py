@@ -262,17 +262,25 @@ async def _flash(job: Job, client: _Client, result: WorkerResult) -> None:
 
 
 async def _hold(job: Job, client: _Client, result: WorkerResult) -> None:
-    event_id, category_id = job.params["event_id"], job.params["category_id"]
+    """Each client holds one seat after another; with `category_ids`, client i holds in the
+    i-th of them (round robin), else all in `category_id`."""
+    event_id = job.params["event_id"]
+    categories = job.params.get("category_ids") or [job.params["category_id"]]
     deadline = job.start_at + job.duration
-    body = {"eventId": event_id, "categoryId": category_id, "quantity": 1}
+    bodies = [{"eventId": event_id, "categoryId": c, "quantity": 1} for c in categories]
 
-    async def loop(account: Account) -> None:
+    async def loop(account: Account, body: dict[str, Any]) -> None:
         token = account[1]
         while time.time() < deadline:
             await client.call("reserve", "POST", "/api/events/tickets/reserve", token, body)
 
     accounts = job.accounts
-    await asyncio.gather(*(loop(accounts[i % len(accounts)]) for i in range(job.concurrency)))
+    await asyncio.gather(
+        *(
+            loop(accounts[i % len(accounts)], bodies[i % len(bodies)])
+            for i in range(job.concurrency)
+        )
+    )
 
 
 # -- browse: the catalog and live availability -------------------------------------------------

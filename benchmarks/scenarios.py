@@ -933,8 +933,10 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[ScenarioResult]]] = {
 }
 
 # Scenarios of their own module import the helpers above: registered once those exist.
+from benchmarks.cluster import cluster  # noqa: E402
 from benchmarks.waiting_room import waiting_room  # noqa: E402
 from benchmarks.waitlist import waitlist  # noqa: E402
 
 SCENARIOS["waitlist"] = waitlist
 SCENARIOS["waiting-room"] = waiting_room
+SCENARIOS["cluster"] = cluster

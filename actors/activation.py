@@ -23,6 +23,7 @@ class Rebuilt:
     facts: CategoryFacts
     inventory: Inventory
     journal_seq: int  # the last journal entry the inventory includes
+    replayed: int = 0  # journal entries after the snapshot, applied to it
 
 
 async def rebuild(conn: AsyncConnection, category_id: int, now: float) -> Rebuilt:
@@ -44,7 +45,7 @@ async def rebuild(conn: AsyncConnection, category_id: int, now: float) -> Rebuil
         version=saved.version + len(entries),
         confirmed_lock_ids=frozenset(confirmed),
     )
-    return Rebuilt(facts, inventory, journal_seq)
+    return Rebuilt(facts, inventory, journal_seq, len(entries))
 
 
 class Activity:

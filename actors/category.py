@@ -95,6 +95,8 @@ class CategoryActor:
             self._save_snapshot,
             lambda: self._journal.durable_seq,
             interval=config.snapshot_interval_seconds,
+            # Without the journal, snapshots are all that keeps holds: taken on every change.
+            journaled=(lambda: self._journal.noted) if config.hold_journal else None,
         )
         self._waitlist = WaitlistSweeper(self._delete_waitlist_rows)
         self._housekeeper: asyncio.Task[None] | None = None
@@ -301,6 +303,7 @@ class CategoryActor:
             )
             desk.on_sale = rebuilt.facts.is_active
             self._journal.durable_seq = rebuilt.journal_seq
+            self._journal.noted = rebuilt.replayed  # still in the journal, not compacted yet
             self._desk = desk
             self._stats.activation_seconds = time.perf_counter() - started
             self._housekeeper = asyncio.create_task(self._housekeep(desk))

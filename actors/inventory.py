@@ -133,6 +133,11 @@ class Inventory:
         return self._held
 
     @property
+    def hold_count(self) -> int:
+        """Live holds (not seats): what a snapshot writes."""
+        return len(self._holds)
+
+    @property
     def free(self) -> int:
         """Seats neither held nor sold: on sale, or set aside for the waiting list."""
         return self.total - self.sold - self._held

@@ -35,12 +35,17 @@ class HoldJournal:
         # The highest seq known durable, in the order entries were noted: a snapshot taken now
         # includes every entry up to it.
         self.durable_seq = 0
+        # Entries ever noted: how much the journal grew (snapshots compact it when it outweighs
+        # one, see Snapshotter).
+        self.noted = 0
 
     def note(self, added: Iterable[HoldView | Hold], removed: Iterable[str]) -> None:
+        before = len(self._noted)
         self._noted.extend(
             JournalEntry(h.lock_id, h.owner, h.quantity, h.expires_at) for h in added
         )
         self._noted.extend(dropped(lock_id) for lock_id in removed)
+        self.noted += len(self._noted) - before
 
     @property
     def idle(self) -> bool:

@@ -97,3 +97,60 @@ async def test_a_failed_save_is_retried_at_the_next_tick_and_a_forced_save_alway
     held(inventory, "b")
     await snapshots.save(inventory)  # passivation: whatever the interval
     assert [len(s.holds) for s in store.saved] == [1, 2]
+
+
+class Journal:
+    """Counts entries noted, as HoldJournal.noted does."""
+
+    def __init__(self) -> None:
+        self.noted = 0
+
+    def __call__(self) -> int:
+        return self.noted
+
+
+async def test_with_a_journal_a_snapshot_waits_until_the_journal_outweighs_it() -> None:
+    clock = Clock()
+    store = Store(clock)
+    journal = Journal()
+    snapshots = Snapshotter(store, interval=1.0, clock=clock, journaled=journal)
+    inventory = Inventory(total=1000)
+    for n in range(100):
+        held(inventory, f"a{n}")
+    journal.noted = 100
+    await snapshots.save_if_changed(inventory)
+    assert [len(s.holds) for s in store.saved] == [100]  # 100 entries: as heavy as 100 holds
+
+    # 99 more holds: 199 live, 99 entries since the last save. The interval has passed,
+    # but replaying 99 entries costs less than writing 199 holds.
+    for n in range(99):
+        held(inventory, f"b{n}")
+    journal.noted += 99
+    clock.now += 5.0
+    await snapshots.save_if_changed(inventory)
+    assert len(store.saved) == 1
+
+    # Releases are journal entries too: 100 more, and the journal outweighs the snapshot.
+    for n in range(100):
+        inventory.release(f"a{n}", owner=1)
+    journal.noted += 100
+    await snapshots.save_if_changed(inventory)
+    assert [len(s.holds) for s in store.saved] == [100, 99]
+
+
+async def test_with_a_journal_an_emptied_category_is_still_saved() -> None:
+    """The last release leaves no holds: one entry is enough for a snapshot of none, so the
+    journal of a category gone quiet is compacted."""
+    clock = Clock()
+    store = Store(clock)
+    journal = Journal()
+    snapshots = Snapshotter(store, interval=1.0, clock=clock, journaled=journal)
+    inventory = Inventory(total=10)
+    held(inventory, "a")
+    journal.noted = 1
+    await snapshots.save_if_changed(inventory)
+    inventory.release("a", owner=1)
+    journal.noted = 2
+    clock.now += 1.0
+    await snapshots.save_if_changed(inventory)
+    assert [len(s.holds) for s in store.saved] == [1, 0]

@@ -65,7 +65,8 @@ def test_ratios_compare_spread_with_hot_and_two_gateways_with_one() -> None:
     assert table["spread ÷ hot holds/s, 2 gateways"] == 0.5
     assert table["2 gateways ÷ 1 holds/s, 1 hot category"] == 0.75
     assert table[f"2 gateways ÷ 1 holds/s, spread over {SPREAD}"] == 0.75
-    assert table["  of which feed hub, 1 gateway, 1 hot category"] == 0.05
+    assert table["server + PostgreSQL CPU per hold, 1 gateway, 1 hot category"] == 300  # µs
+    assert table["  of which feed hub, 1 gateway, 1 hot category"] == 50
 
 
 def test_the_scenario_is_registered() -> None:

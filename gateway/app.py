@@ -48,7 +48,7 @@ from gateway.routes import (
     users,
     waitlist,
 )
-from gateway.schemas import ReserveIn
+from gateway.schemas import OrderIn, OrderWithLockIn, ReserveIn
 from gateway.system import Runtime
 from realtime.server import RealtimeSettings, create_realtime
 from realtime.telemetry import SocketTally
@@ -221,8 +221,13 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
 
 
 def hot_routes() -> dict[str, HotRoute]:
-    """The routes a load puts on one category (see `gateway.hotpaths`), by path."""
-    return {f"{API_PREFIX}/events/tickets/reserve": HotRoute(ReserveIn, tickets.hold_seats)}
+    """The routes a sale puts on one category (see `gateway.hotpaths`), by path: the hold,
+    and the order that follows it (with the lock, or without one)."""
+    return {
+        f"{API_PREFIX}/events/tickets/reserve": HotRoute(ReserveIn, tickets.hold_seats),
+        f"{API_PREFIX}/orders/with-lock": HotRoute(OrderWithLockIn, orders.buy_with_lock),
+        f"{API_PREFIX}/orders": HotRoute(OrderIn, orders.buy),
+    }
 
 
 def hot_reads() -> list[HotRead]:

@@ -61,7 +61,7 @@ async def create_order(
     runtime: RuntimeDep,
     admission_pass: AdmissionPass = None,
 ) -> Response:
-    return await _place(runtime, caller, body, request_key, None, admission_pass)
+    return await buy(runtime, caller, body, admission_pass, request_key)
 
 
 @router.post(
@@ -77,16 +77,39 @@ async def create_order_with_lock(
     runtime: RuntimeDep,
     admission_pass: AdmissionPass = None,
 ) -> Response:
-    return await _place(runtime, caller, body, request_key, body.lock_id, admission_pass)
+    return await buy_with_lock(runtime, caller, body, admission_pass, request_key)
+
+
+async def buy(
+    runtime: Runtime,
+    caller: Principal,
+    body: OrderIn,
+    admission_pass: str | None = None,
+    request_key: str | None = None,
+) -> Response:
+    """The order route's answer, also served by `gateway.hotpaths` without FastAPI (which
+    sends a request carrying an admission pass or an Idempotency-Key on to the route)."""
+    return await _place(runtime, caller, body, None, admission_pass, request_key)
+
+
+async def buy_with_lock(
+    runtime: Runtime,
+    caller: Principal,
+    body: OrderWithLockIn,
+    admission_pass: str | None = None,
+    request_key: str | None = None,
+) -> Response:
+    """The order-with-lock route's answer; served by `gateway.hotpaths` as `buy` is."""
+    return await _place(runtime, caller, body, body.lock_id, admission_pass, request_key)
 
 
 async def _place(
     runtime: Runtime,
     caller: Principal,
     body: OrderIn,
-    request_key: str | None,
     lock_id: str | None,
-    admission_pass: str | None = None,
+    admission_pass: str | None,
+    request_key: str | None,
 ) -> Response:
     order = await runtime.sales.place_order(
         caller,

@@ -23,11 +23,21 @@ from starlette.types import Message, Receive, Scope, Send
 from gateway.hotpaths import HotPaths
 from sales.identity import Role
 from tests.fixtures.system import LiveSystem
-from tests.gateway.conftest import MakeEvent, MakeUser, assert_error, available_seats, order_body
+from tests.gateway.conftest import (
+    MakeEvent,
+    MakeUser,
+    assert_error,
+    available_seats,
+    order_body,
+    reserve,
+)
 
 RESERVE = "/api/events/tickets/reserve"
+ORDERS = "/api/orders"
+WITH_LOCK = "/api/orders/with-lock"
 ORIGIN = {"Origin": "http://localhost:3000"}
 VARIABLE = {"lockId", "expiresAt", "availableSeats"}
+ORDER_VARIABLE = {"id", "createdAt", "updatedAt"}
 PROBE = "x-test-probe"
 
 
@@ -63,15 +73,21 @@ def fast_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[FastPath]:
 
 
 async def _both(
-    client: httpx.AsyncClient, fast_path: FastPath, headers: dict[str, str], **request: Any
+    client: httpx.AsyncClient,
+    fast_path: FastPath,
+    headers: dict[str, str],
+    path: str = RESERVE,
+    **request: Any,
 ) -> tuple[httpx.Response, httpx.Response]:
-    fast = await client.post(RESERVE, headers=fast_path.probe(headers), **request)
-    slow = await client.post(RESERVE, headers=fast_path.probe({**headers, **ORIGIN}), **request)
+    fast = await client.post(path, headers=fast_path.probe(headers), **request)
+    slow = await client.post(path, headers=fast_path.probe({**headers, **ORIGIN}), **request)
     assert not fast_path.took(slow), "a cross-origin call must be FastAPI's"
     return fast, slow
 
 
-def _same_answer(fast: httpx.Response, slow: httpx.Response) -> dict[str, Any]:
+def _same_answer(
+    fast: httpx.Response, slow: httpx.Response, variable: set[str] = VARIABLE
+) -> dict[str, Any]:
     assert fast.status_code == slow.status_code, (fast.text, slow.text)
     assert fast.headers["content-type"] == slow.headers["content-type"]
     assert "Origin" in fast.headers.get("vary", "")
@@ -79,8 +95,8 @@ def _same_answer(fast: httpx.Response, slow: httpx.Response) -> dict[str, Any]:
     other: dict[str, Any] = slow.json()
     if fast.status_code == 201:
         assert set(body) == set(other)
-        body = {k: v for k, v in body.items() if k not in VARIABLE}
-        other = {k: v for k, v in other.items() if k not in VARIABLE}
+        body = {k: v for k, v in body.items() if k not in variable}
+        other = {k: v for k, v in other.items() if k not in variable}
     assert body == other
     return body
 
@@ -148,6 +164,57 @@ async def test_every_answer_matches_the_fastapi_route(
     # Only the 201s (each twice: once per path) changed anything.
     assert await available_seats(client, event.id) == [15 - 2 * (2 + 1 + 1 + 1 + 1), 4]
     assert await available_seats(client, other.id) == [5]
+
+
+async def test_every_order_answer_matches_the_fastapi_route(
+    client: httpx.AsyncClient,
+    make_user: MakeUser,
+    make_event: MakeEvent,
+    fast_path: FastPath,
+) -> None:
+    """Buying, with a lock and without: each case is sent once per path, each with a hold of
+    its own where it needs one (a lock is bought once)."""
+    organizer = await make_user(Role.ORGANIZER)
+    buyer, stranger = await make_user(), await make_user()
+    event = await make_event(organizer, seats=(12, 2))
+    first, second = (c.id for c in event.categories)
+
+    async def locks(quantity: int = 1, owner: Any = buyer) -> list[str]:
+        return [(await reserve(client, owner, event.id, first, quantity))["lockId"] for _ in "ab"]
+
+    def with_lock(lock_id: str, quantity: int = 1) -> dict[str, Any]:
+        return {**order_body(event.id, first, quantity), "lockId": lock_id}
+
+    auth = buyer.headers
+    # (status, answered by the fast path, headers, path, a body per path)
+    cases: list[tuple[int, bool, dict[str, str], str, list[dict[str, Any]]]] = [
+        (201, True, auth, WITH_LOCK, [with_lock(lock, 2) for lock in await locks(2)]),
+        (403, True, auth, WITH_LOCK, [with_lock(lock) for lock in await locks(owner=stranger)]),
+        (404, True, auth, WITH_LOCK, [with_lock("lock_nobody_made_this")] * 2),
+        (400, True, auth, WITH_LOCK, [with_lock(lock, 2) for lock in await locks(1)]),
+        (401, True, {}, WITH_LOCK, [with_lock(lock) for lock in await locks()]),
+        (400, False, auth, WITH_LOCK, [{**with_lock("lock_x"), "quantity": 0}] * 2),
+        (400, False, auth, WITH_LOCK, [{**with_lock("lock_x"), "lockId": ""}] * 2),
+        (201, True, auth, ORDERS, [order_body(event.id, second, 1)] * 2),
+        (409, True, auth, ORDERS, [order_body(event.id, second, 1)] * 2),
+        (404, True, auth, ORDERS, [order_body(event.id, 2**31 - 1)] * 2),
+    ]
+    for status, hot, headers, path, (fast_body, slow_body) in cases:
+        fast = await client.post(path, json=fast_body, headers=fast_path.probe(headers))
+        slow = await client.post(path, json=slow_body, headers=fast_path.probe(headers | ORIGIN))
+        assert not fast_path.took(slow)
+        assert fast_path.took(fast) is hot, (status, path, fast_body)
+        body = _same_answer(fast, slow, ORDER_VARIABLE)
+        if status >= 400:
+            assert_error(fast, status)
+        else:
+            assert fast.status_code == status, fast.text
+            assert body["status"] == "pending" and body["userId"] == buyer.id
+
+    # Sold: 2 + 2 with the lock, 1 + 1 without; the refused cases' holds are still held (6).
+    assert await available_seats(client, event.id) == [12 - 4 - 6, 0]
+    mine = (await client.get("/api/orders", headers=auth)).json()
+    assert sorted(order["quantity"] for order in mine) == [1, 1, 2, 2]
 
 
 @pytest.mark.parametrize("valid_first", [True, False])

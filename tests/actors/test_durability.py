@@ -144,15 +144,31 @@ async def test_the_journal_is_truncated_by_snapshots(
                 user_id=owner, category_id=category.id, lock_id=placed.hold.lock_id
             )
 
-    async def compacted() -> bool:
+    async def journal_rows() -> int:
         async with db.connect() as conn:
-            return await hold_journal.length(conn, category.id) == 0
+            return await hold_journal.length(conn, category.id)
 
-    await eventually(compacted)
-    # Compaction lost nothing: a restart from the snapshot alone has the 20 live holds.
+    # 60 entries were written (40 holds, 20 releases). A snapshot is due once the journal
+    # since the last one has as many entries as the snapshot would have holds: the rows left
+    # after compaction are fewer than the 20 live holds.
+    await eventually(lambda: _at_most(journal_rows(), 19))
+    # Compaction lost nothing: a restart from the snapshot and what is left has the 20 holds.
     kill_9(engine, category.id)
     state = await engine.current(category.id)
     assert (state.held, state.available) == (20, 30)
+
+    # The last releases leave no hold: a snapshot of none outweighs any journal, and the
+    # journal is emptied.
+    for owner in range(2, 41, 2):
+        await engine.release(user_id=owner, category_id=category.id, quantity=1)
+    await eventually(lambda: _at_most(journal_rows(), 0))
+    kill_9(engine, category.id)
+    state = await engine.current(category.id)
+    assert (state.held, state.available) == (0, 50)
+
+
+async def _at_most(count: Awaitable[int], limit: int) -> bool:
+    return await count <= limit
 
 
 async def test_a_retried_buy_of_the_last_seats_is_its_order_not_a_refusal(

@@ -23,6 +23,7 @@ import numpy as np
 from benchmarks import memory
 from benchmarks.harness import Bench, event_id_of, process_stats
 from benchmarks.loadgen import Job, Sample, WorkerResult, split
+from gateway.deps import ORDER_PAGE
 
 TARGET_NAMES = ("system", "bare", "ceiling", "baseline", "baseline_nosync")
 BASELINES = ("baseline", "baseline_nosync")
@@ -330,10 +331,8 @@ async def audit_system(
     except Exception as exc:  # the audit reports what it could not read
         audit["ledger_error"] = f"{type(exc).__name__}: {exc}"
     assert bench.organizer is not None
-    status, orders = await bench.request(
-        "GET", f"{bench.targets.system}/api/orders/event/{event_id}", bench.organizer[1]
-    )
-    if status == 200 and isinstance(orders, list):
+    status, orders = await _every_order(bench, event_id)
+    if status == 200:
         audit["sold_per_orders_api"] = sum(
             int(o.get("quantity", 0))
             for o in orders
@@ -376,6 +375,23 @@ async def audit_system(
         and audit["duplicate_order_ids"] == 0
     )
     return audit
+
+
+async def _every_order(bench: Bench, event_id: int) -> tuple[int, list[dict[str, Any]]]:
+    """The event's orders as its organizer lists them, page after page (the API answers one
+    page at a time: 1,000 orders read as the whole sale once it sold more)."""
+    assert bench.organizer is not None
+    url = f"{bench.targets.system}/api/orders/event/{event_id}"
+    orders: list[dict[str, Any]] = []
+    while True:
+        status, page = await bench.request(
+            "GET", f"{url}?limit={ORDER_PAGE}&offset={len(orders)}", bench.organizer[1]
+        )
+        if status != 200 or not isinstance(page, list):
+            return status, orders
+        orders += page
+        if len(page) < ORDER_PAGE:
+            return status, orders
 
 
 async def audit_baseline(

@@ -38,8 +38,10 @@ class ActorConfig:
     call_retries: int = 30
     call_timeout_seconds: float = CALL_TIMEOUT_SECONDS
     start_timeout_seconds: float = START_TIMEOUT_SECONDS
-    # Where category actors go: "spread" (one node after another) or "pack" (Ray's default).
+    # Where category actors go: "spread" (one node after another), "pack" (Ray's default) or
+    # "node-label" (spread over the nodes whose labels match `node_labels`).
     placement: str = "spread"
+    node_labels: tuple[tuple[str, str], ...] = ()
     # Fair sales (issue 12): how long a waiting-list offer is held for its buyer, and how
     # long a buyer whose hold expired waits before holding in that category again (0: off).
     waitlist_offer_seconds: float = 600.0

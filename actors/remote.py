@@ -39,7 +39,9 @@ QUEUE_OPTIONS: dict[str, Any] = dict(CATEGORY_OPTIONS)
 # Where category actors go (ACTOR_PLACEMENT). Zero-CPU actors under Ray's default strategy
 # pack onto whichever node the scheduler likes (6/2, 4/4, 7/1 splits were seen on two nodes):
 # SPREAD places each new activation on the next node, so a node's loss takes its share only.
-PLACEMENTS = {"spread": "SPREAD", "pack": "DEFAULT"}
+# `node-label` spreads over the nodes whose Ray labels match ACTOR_NODE_LABELS (a hard rule:
+# with no such node alive, an activation waits, and its callers get 503).
+PLACEMENTS = {"spread": "SPREAD", "pack": "DEFAULT", "node-label": "SPREAD"}
 # A restarted actor's call to itself is retried this often while Ray still restarts it.
 WAKE_ATTEMPTS, WAKE_RETRY_SECONDS = 60, 0.5
 HUB_NAME = "feed-hub"
@@ -278,6 +280,8 @@ class CategoryHandles(NamedActors):
 
     def __init__(self, config: ActorConfig, actor: type) -> None:
         options = {**CATEGORY_OPTIONS, "scheduling_strategy": PLACEMENTS[config.placement]}
+        if config.placement == "node-label":
+            options["label_selector"] = dict(config.node_labels)
         super().__init__(config, ray.remote(**options)(actor), category_actor_name, "category {}")
 
 

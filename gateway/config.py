@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from actors.config import CALL_TIMEOUT_SECONDS, START_TIMEOUT_SECONDS
@@ -25,6 +25,24 @@ DEFAULT_CORS_ORIGINS = (
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_node_labels(text: str) -> tuple[tuple[str, str], ...]:
+    """`key=value,key=value` as Ray's label selector takes it; ValueError names what is wrong."""
+    from ray._private.label_utils import validate_label_selector
+
+    pairs: list[tuple[str, str]] = []
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        key, sep, value = (side.strip() for side in part.partition("="))
+        if not sep or not key:
+            raise ValueError(f"a node label must be key=value, not {part!r}")
+        pairs.append((key, value))
+    problem = validate_label_selector(dict(pairs))
+    if problem:
+        raise ValueError(problem)
+    return tuple(pairs)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -77,7 +95,10 @@ class Settings(BaseSettings):
     actor_db_connections: int = Field(default=1, ge=1, le=16)
     actor_call_timeout_seconds: float = Field(default=CALL_TIMEOUT_SECONDS, gt=0, le=300)
     actor_start_timeout_seconds: float = Field(default=START_TIMEOUT_SECONDS, gt=0, le=600)
-    actor_placement: Literal["spread", "pack"] = "spread"
+    actor_placement: Literal["spread", "pack", "node-label"] = "spread"
+    # With `node-label`: the Ray node labels category actors require, `key=value,...` (Ray's
+    # label selector syntax; a node gets them from `ray start --labels`).
+    actor_node_labels: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
 
     cors_origins: Annotated[tuple[str, ...], NoDecode] = DEFAULT_CORS_ORIGINS
     socket_events_per_second: float = Field(default=20.0, gt=0)
@@ -115,6 +136,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
+
+    @field_validator("actor_node_labels", mode="before")
+    @classmethod
+    def _parse_labels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_node_labels(value)
+        return value
+
+    @model_validator(mode="after")
+    def _labels_for_node_label(self) -> Settings:
+        if self.actor_placement == "node-label" and not self.actor_node_labels:
+            raise ValueError("ACTOR_PLACEMENT=node-label needs ACTOR_NODE_LABELS (key=value,...)")
+        return self
 
     @field_validator("jwt_expires_in")
     @classmethod

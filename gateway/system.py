@@ -66,6 +66,7 @@ def actor_config(settings: Settings, database_url: str) -> ActorConfig:
         call_timeout_seconds=settings.actor_call_timeout_seconds,
         start_timeout_seconds=settings.actor_start_timeout_seconds,
         placement=settings.actor_placement,
+        node_labels=settings.actor_node_labels,
     )
 
 

@@ -54,7 +54,40 @@ class TwoNodes:
     answers: queue.Queue[str]
     namespace: str
     tokens: TokenService
-    gateways: list[ClusterGateway] = field(default_factory=list)
+    gateways: list[ClusterGateway] = field(default_factory=list)  # a and b, for every test
+    # What a gateway is started with (`start_gateway`), and gateways one test started alone.
+    environment: dict[str, str] = field(default_factory=dict)
+    base: Path = Path()
+    log: IO[bytes] | None = None
+    others: list[ClusterGateway] = field(default_factory=list)
+
+    def launch(self, name: str, **settings: str) -> ClusterGateway:
+        """Start a gateway joined to the cluster (not waited for): the shared environment,
+        its own ports and data directory, and `settings` over them."""
+        port = free_port()
+        environment = {
+            **self.environment,
+            "DATA_DIR": str(self.base / name),
+            "API_GATEWAY_PORT": str(port),
+            "REALTIME_SERVICE_PORT": str(free_port()),
+            **settings,
+        }
+        served = psutil.Popen(
+            [BOXOFFICE, "serve"],
+            env=environment,
+            start_new_session=True,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        return ClusterGateway(served, f"http://127.0.0.1:{port}")
+
+    def start_gateway(self, name: str, **settings: str) -> ClusterGateway:
+        """A gateway of one test's own, healthy; ended at the module's teardown (or by the
+        test)."""
+        gateway = self.launch(name, **settings)
+        self.others.append(gateway)
+        _wait_healthy(gateway)
+        return gateway
 
     def command(self, command: str, within: float = 120.0) -> dict[str, Any]:
         """Send a command to the cluster driver; its JSON answer."""
@@ -145,38 +178,28 @@ def two_nodes(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     assert driver.stdout is not None
     threading.Thread(target=_read_lines, args=(driver.stdout, answers), daemon=True).start()
     nodes = TwoNodes(driver, answers, namespace, TokenService(secret, timedelta(hours=2)))
+    nodes.base, nodes.log = base, log
     seen: list[psutil.Process] = []
     try:
         address = json.loads(_first_answer(driver, answers, within=180))["address"]
-        for name in ("a", "b"):
-            port = free_port()
-            environment = {
-                **os.environ,
-                "DATABASE_URL": database_url,
-                "RAY_ADDRESS": address,
-                "RAY_NAMESPACE": namespace,
-                "JWT_SECRET": secret,
-                "DATA_DIR": str(base / name),
-                "API_GATEWAY_PORT": str(port),
-                "REALTIME_SERVICE_PORT": str(free_port()),
-                "BCRYPT_ROUNDS": "4",
-                "ACTOR_CALL_TIMEOUT_SECONDS": str(CALL_DEADLINE_SECONDS),
-            }
-            served = psutil.Popen(
-                [BOXOFFICE, "serve"],
-                env=environment,
-                start_new_session=True,
-                stdout=log,
-                stderr=log,
-            )
-            nodes.gateways.append(ClusterGateway(served, f"http://127.0.0.1:{port}"))
+        nodes.environment = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "RAY_ADDRESS": address,
+            "RAY_NAMESPACE": namespace,
+            "JWT_SECRET": secret,
+            "BCRYPT_ROUNDS": "4",
+            "ACTOR_CALL_TIMEOUT_SECONDS": str(CALL_DEADLINE_SECONDS),
+        }
+        nodes.gateways.extend(nodes.launch(name) for name in ("a", "b"))
         for gateway in nodes.gateways:
             _wait_healthy(gateway)
         yield nodes
     finally:
-        for process in [driver, *(g.process for g in nodes.gateways)]:
+        every = [*nodes.gateways, *nodes.others]
+        for process in [driver, *(g.process for g in every)]:
             seen.extend(_descendants(process))
-        for gateway in nodes.gateways:
+        for gateway in every:
             if gateway.process.poll() is None:
                 gateway.process.send_signal(signal.SIGTERM)
                 with contextlib.suppress(psutil.TimeoutExpired):
@@ -187,7 +210,7 @@ def two_nodes(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
                 driver.stdin.flush()
             with contextlib.suppress(psutil.TimeoutExpired):
                 driver.wait(60)
-        _end([driver, *(g.process for g in nodes.gateways)], seen)
+        _end([driver, *(g.process for g in every)], seen)
         log.close()
 
 

@@ -1,6 +1,6 @@
 """Boxoffice on two Ray nodes with two gateway processes, as a deployment runs it: a flash sale
-split over both gateways, realtime across them, a feed hub restart mid-sale, and the loss of
-the worker node mid-sale. The tests share one cluster and run in file order (the node loss
+split over both gateways, realtime across them, a feed hub restart mid-sale, placement by node
+labels, and the loss of the worker node mid-sale. The tests share one cluster and run in file order (the node loss
 last: it leaves one node)."""
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actors.remote import category_actor_name
 from persistence import catalog, ledger
 from persistence.models import orders, ticket_categories
 from persistence.records import CategoryDraft, EventDraft, EventRecord
 from sales.identity import Role
 from tests.cluster.conftest import TwoNodes
+from tests.cluster.ray_cluster import HEAD_LABEL
 from tests.gateway.conftest import poll
 from tests.realtime.conftest import Recorder, Sockets
 
@@ -288,6 +290,42 @@ async def test_after_a_hub_restart_every_gateway_shows_the_true_state(
         )
     finally:
         await sockets.close()
+
+
+async def test_node_label_placement_puts_every_category_on_the_labelled_nodes(
+    two_nodes: TwoNodes, db: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    """ACTOR_PLACEMENT=node-label: every category a gateway activates lives on a node with
+    the labels (the head carries them here), where spread placement uses both nodes."""
+    key, value = HEAD_LABEL
+    labelled = await asyncio.to_thread(
+        two_nodes.start_gateway,
+        "labelled",
+        ACTOR_PLACEMENT="node-label",
+        ACTOR_NODE_LABELS=f"{key}={value}",
+    )
+    organizer, buyer = await two_nodes.user(db, Role.ORGANIZER), await two_nodes.user(db)
+
+    async def activate_through(api: str) -> dict[str, str | None]:
+        """Six categories activated by a hold each through `api`: the node of each actor."""
+        event = await new_event(db, organizer, (5,) * 6)
+        for category in event.categories:
+            body = {"eventId": event.id, "categoryId": category.id, "quantity": 1}
+            held = await http.post(
+                f"{api}/api/events/tickets/reserve", json=body, headers=buyer.headers
+            )
+            assert held.status_code == 201, held.text
+        names = ",".join(category_actor_name(c.id) for c in event.categories)
+        nodes: dict[str, str | None] = two_nodes.command(f"where {names}")["nodes"]
+        return nodes
+
+    try:
+        assert set((await activate_through(labelled.api)).values()) == {"head"}
+        spread = await activate_through(two_nodes.gateways[0].api)
+        assert set(spread.values()) == {"head", "worker"}, spread
+    finally:
+        labelled.process.terminate()
+        await asyncio.to_thread(labelled.process.wait, 30)
 
 
 async def test_losing_the_worker_node_mid_sale_oversells_nothing_and_loses_no_order(

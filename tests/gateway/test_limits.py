@@ -207,12 +207,19 @@ async def test_requests_are_limited_per_user_on_every_path(start_system: StartSy
         )
         assert_throttled(await http.get("/api/orders", headers=flooder.headers))
         assert_throttled(await http.get("/api/user", headers=flooder.headers))
+        # The orders' fast path too, with and without a lock (the flooder holds two).
+        assert_throttled(await http.post("/api/orders", json=hold, headers=flooder.headers))
+        with_lock = {**hold, "lockId": reserved.json()["lockId"]}
+        assert_throttled(
+            await http.post("/api/orders/with-lock", json=with_lock, headers=flooder.headers)
+        )
         # Someone else's identity is someone else's budget; public reads need no identity.
         assert (await http.get("/api/user", headers=bystander.headers)).status_code == 200
         assert (await http.get(f"/api/events/{event.id}/tickets")).status_code == 200
-        # Nothing the refused requests asked for happened: two holds, no more.
+        # Nothing the refused requests asked for happened: two holds, no more, nothing sold.
         seats = (await http.get(f"/api/events/{event.id}/tickets")).json()[0]
         assert seats["availableSeats"] == 48
+        assert (seats["totalSeats"], seats["reservedSeats"]) == (50, 2)  # none sold
 
 
 async def test_requests_are_limited_per_address(start_system: StartSystem) -> None:

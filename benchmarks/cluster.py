@@ -68,10 +68,16 @@ class RunFigures:
     client_cores: float | None
 
 
+def through(gateways: int) -> str:
+    return "1 gateway" if gateways == 1 else f"{gateways} gateways"
+
+
+def load(categories: int) -> str:
+    return "1 hot category" if categories == 1 else f"spread over {categories}"
+
+
 def run_label(gateways: int, categories: int) -> str:
-    through = "1 gateway" if gateways == 1 else f"{gateways} gateways"
-    load = "1 hot category" if categories == 1 else f"spread over {categories}"
-    return f"{through}, {load}"
+    return f"{through(gateways)}, {load(categories)}"
 
 
 def ray_head_argv(port: int, temp_dir: Path) -> list[str]:
@@ -100,14 +106,14 @@ async def _ray_address(head: Service, within: float = 120.0) -> str:
 
 
 # Where a run's CPU went: the first marker found in a process's title names its part.
+# Anything else under the Ray head is Ray's own (raylet, GCS, idle workers).
 PARTS = (
     ("CategoryActor", "category actors"),
     ("FeedHub", "feed hub"),
     ("boxoffice", "gateways"),
     ("postgres", "PostgreSQL"),
-    ("raylet", "Ray (raylet, GCS, other)"),
-    ("gcs_server", "Ray (raylet, GCS, other)"),
 )
+RAY_PART = "Ray (raylet, GCS, other)"
 
 
 def cpu_by_part(meter: CpuMeter) -> dict[str, float]:
@@ -120,7 +126,7 @@ def cpu_by_part(meter: CpuMeter) -> dict[str, float]:
         except psutil.Error:
             part = "exited"
         else:
-            part = next((p for marker, p in PARTS if marker in name), "Ray (raylet, GCS, other)")
+            part = next((p for marker, p in PARTS if marker in name), RAY_PART)
         parts[part] = parts.get(part, 0.0) + spent
     return parts
 
@@ -171,17 +177,16 @@ def rows(runs: dict[tuple[int, int], RunFigures]) -> list[Row]:
     for gateways in (1, 2):
         out.append(
             Row(
-                f"spread ÷ hot holds/s, {run_label(gateways, 1).split(',')[0]}",
+                f"spread ÷ hot holds/s, {through(gateways)}",
                 "x",
                 {"system": ratio((gateways, SPREAD), (gateways, 1))},
                 better="",
             )
         )
     for categories in (1, SPREAD):
-        load = run_label(1, categories).split(", ")[1]
         out.append(
             Row(
-                f"2 gateways ÷ 1 holds/s, {load}",
+                f"2 gateways ÷ 1 holds/s, {load(categories)}",
                 "x",
                 {"system": ratio((2, categories), (1, categories))},
                 better="",

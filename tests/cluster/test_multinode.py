@@ -1,7 +1,7 @@
 """Boxoffice on two Ray nodes with two gateway processes, as a deployment runs it: a flash sale
 split over both gateways, realtime across them, a feed hub restart mid-sale, placement by node
-labels, and the loss of the worker node mid-sale. The tests share one cluster and run in file order (the node loss
-last: it leaves one node)."""
+labels, and the loss of the worker node mid-sale. The tests share one cluster and run in file
+order (the node loss last: it leaves one node)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,11 @@ class Sale:
     # pauses still lands: with 100 buyers at once on a loaded machine, a CI run sold every
     # seat before the fault, and nothing after it was tested.
     at_once: int | None = None
-    _slots: asyncio.Semaphore | None = None
+    _slots: contextlib.AbstractAsyncContextManager[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        at_once = self.at_once
+        self._slots = contextlib.nullcontext() if at_once is None else asyncio.Semaphore(at_once)
 
     async def buy(self, http: httpx.AsyncClient, index: int, buyer: TestUser) -> None:
         api = self.apis[index % len(self.apis)]
@@ -108,7 +112,7 @@ class Sale:
             while True:
                 sent = time.monotonic()
                 try:
-                    async with self._slot():
+                    async with self._slots:
                         if self.pause_at is not None and len(self.orders) >= self.pause_at:
                             await self.resume.wait()
                         sent = time.monotonic()
@@ -137,13 +141,6 @@ class Sale:
                 self.sold_at.append((time.monotonic(), category_id))
                 return
             assert answer.status_code == 409, answer.text
-
-    def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        if self.at_once is None:
-            return contextlib.nullcontext()
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.at_once)
-        return self._slots
 
 
 async def buyers(nodes: TwoNodes, db: AsyncEngine, count: int) -> list[TestUser]:

@@ -5,6 +5,8 @@ Repositories take the caller's connection and never commit.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -15,7 +17,13 @@ from persistence.errors import UsernameTaken
 from persistence.models import users
 from persistence.records import UserRecord
 
-__all__ = ["UsernameTaken", "create_user", "get_user", "get_user_by_username"]
+__all__ = [
+    "UsernameTaken",
+    "create_user",
+    "creation_times",
+    "get_user",
+    "get_user_by_username",
+]
 
 
 def _record(row: Any) -> UserRecord:
@@ -52,3 +60,9 @@ async def get_user_by_username(conn: AsyncConnection, username: str) -> UserReco
 async def get_user(conn: AsyncConnection, user_id: int) -> UserRecord | None:
     row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
     return None if row is None else _record(row)
+
+
+async def creation_times(conn: AsyncConnection, user_ids: Collection[int]) -> dict[int, datetime]:
+    """`created_at` of each of these users that exists, in one query."""
+    statement = select(users.c.id, users.c.created_at).where(users.c.id.in_(list(user_ids)))
+    return {row.id: row.created_at for row in await conn.execute(statement)}

@@ -8,12 +8,13 @@ by a `CatalogChanged` item on the engine's feed; a short lifetime bounds any rac
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +33,11 @@ LISTING_LIFETIME_SECONDS = 1.0
 LISTING_CAPACITY = 1_000
 CATEGORY_CAPACITY = 100_000
 USER_CAPACITY = 1_000_000
+# A crowd of new buyers misses the user cache once each: their look-ups share one query per
+# batch instead of one connection and query each (11% of a gateway's samples in a 30,000-buyer
+# flash sale went to looking up users one by one).
+USER_BATCH = 500
+MAX_USER_ID = 2**31 - 1  # users.id is a 32-bit integer
 
 
 K = TypeVar("K")
@@ -60,6 +66,7 @@ class Directory:
         self._listing_loads: dict[Listing, asyncio.Future[list[EventRecord]]] = {}
         self._generation = 0  # bumped by every change notice
         self._users: dict[int, int] = {}  # user id -> user_stamp; rows are never deleted
+        self._user_loads = _Batches(self._fetch_users, USER_BATCH)
         # category id -> event id; a category deleted since is refused by its actor
         self._categories: OrderedDict[int, int] = OrderedDict()
         self._unsubscribe = seats.subscribe(self._on_feed)
@@ -136,14 +143,19 @@ class Directory:
         known = self._users.get(user_id)
         if known is not None:
             return known
+        if user_id > MAX_USER_ID:
+            return None  # no such row can exist, and it must not fail the batch it would join
+        return await self._user_loads.load(user_id)
+
+    async def _fetch_users(self, user_ids: list[int]) -> dict[int, int | None]:
         async with self._db.connect() as conn:
-            user = await users.get_user(conn, user_id)
-        if user is None:
-            return None
-        stamp = self._users[user_id] = user_stamp(user.created_at)
-        if len(self._users) > USER_CAPACITY:
+            created = await users.creation_times(conn, user_ids)
+        stamps: dict[int, int | None] = dict.fromkeys(user_ids)
+        for user_id, created_at in created.items():
+            stamps[user_id] = self._users[user_id] = user_stamp(created_at)
+        while len(self._users) > USER_CAPACITY:
             self._users.pop(next(iter(self._users)))
-        return stamp
+        return stamps
 
     async def event_changed(self, event_id: int) -> None:
         """Call after an event's row changed: every gateway forgets it."""
@@ -165,6 +177,62 @@ class Directory:
         # is over a bounded map.
         for category_id in [c for c, e in self._categories.items() if e == event_id]:
             del self._categories[category_id]
+
+
+class _Batches(Generic[K, V]):
+    """Loads keys in batches, one batch at a time: the keys asked for while a batch is out go
+    together in the next one, so the batches grow with the load and the queries do not. A key
+    asked for again before its answer shares the load already under way."""
+
+    def __init__(self, fetch: Callable[[list[K]], Awaitable[dict[K, V]]], size: int) -> None:
+        self._fetch = fetch
+        self._size = size
+        self._waiting: dict[K, asyncio.Future[V]] = {}  # asked for, not yet sent
+        self._sent: dict[K, asyncio.Future[V]] = {}
+        self._loader: asyncio.Task[None] | None = None
+
+    async def load(self, key: K) -> V:
+        answer = self._sent.get(key) or self._waiting.get(key)
+        if answer is None:
+            answer = self._waiting[key] = asyncio.get_running_loop().create_future()
+            answer.add_done_callback(_retrieve)
+            if self._loader is None:
+                self._loader = asyncio.ensure_future(self._run())
+        # A caller that gives up does not cancel the answer others wait for.
+        return await asyncio.shield(answer)
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                keys = list(itertools.islice(self._waiting, self._size))
+                batch = {key: self._waiting.pop(key) for key in keys}
+                self._sent.update(batch)
+                try:
+                    found = await self._fetch(keys)
+                except Exception as exc:  # every caller of this batch gets the failure
+                    for answer in batch.values():
+                        answer.set_exception(exc)
+                except BaseException:
+                    for answer in batch.values():
+                        answer.cancel()
+                    raise
+                else:
+                    for key, answer in batch.items():
+                        answer.set_result(found[key])
+                finally:
+                    for key in keys:
+                        del self._sent[key]
+        finally:
+            self._loader = None
+            for answer in self._waiting.values():  # only on cancellation: at shutdown
+                answer.cancel()
+            self._waiting.clear()
+
+
+def _retrieve(answer: asyncio.Future[Any]) -> None:
+    """Mark a failure seen: every caller of a batch may have given up before it came."""
+    if not answer.cancelled():
+        answer.exception()
 
 
 async def _once(loads: dict[K, asyncio.Future[V]], key: K, load: Callable[[K], Awaitable[V]]) -> V:

@@ -309,6 +309,33 @@ async def claim_stuck_orders(
     return await _claim(conn, born, lease_seconds, limit=limit)
 
 
+async def complete_unclaimed_orders(
+    conn: AsyncConnection, order_ids: Sequence[int], lease_seconds: float
+) -> set[int]:
+    """pending → completed, in one statement, for those of these orders no gateway holds a
+    live claim on: a claim and its completion at once, for a payment step with nothing to wait
+    for. Returns the ids that moved; each moves once, whoever else tries."""
+    if not order_ids:
+        return set()
+    statement = (
+        update(orders)
+        .where(
+            orders.c.id.in_(order_ids),
+            orders.c.status == OrderStatus.PENDING.value,
+            _unclaimed(lease_seconds),
+        )
+        .values(status=OrderStatus.COMPLETED.value, updated_at=func.clock_timestamp())
+        .returning(orders.c.id)
+    )
+    return set((await conn.execute(statement)).scalars())
+
+
+def _unclaimed(lease_seconds: float) -> Any:
+    return or_(
+        orders.c.claimed_at.is_(None), orders.c.claimed_at < func.now() - _seconds(lease_seconds)
+    )
+
+
 def _seconds(value: float) -> Any:
     return func.make_interval(0, 0, 0, 0, 0, 0, value)
 
@@ -316,12 +343,9 @@ def _seconds(value: float) -> Any:
 async def _claim(
     conn: AsyncConnection, which: Any, lease_seconds: float, *, limit: int
 ) -> list[OrderRecord]:
-    free = or_(
-        orders.c.claimed_at.is_(None), orders.c.claimed_at < func.now() - _seconds(lease_seconds)
-    )
     candidates = (
         select(orders.c.id)
-        .where(orders.c.status == OrderStatus.PENDING.value, which, free)
+        .where(orders.c.status == OrderStatus.PENDING.value, which, _unclaimed(lease_seconds))
         .order_by(orders.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

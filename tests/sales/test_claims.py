@@ -119,3 +119,55 @@ async def test_an_order_nobody_submits_is_completed_by_the_sweep(
         return await _statuses(live_system, [placed.order.id]) == [OrderStatus.COMPLETED]
 
     await poll(completed, within=30)
+
+
+async def test_the_default_step_leaves_an_order_to_a_live_claim_and_takes_a_lapsed_one(
+    live_system: LiveSystem, make_user: MakeUser, make_event: MakeEvent
+) -> None:
+    organizer, buyer = await make_user(Role.ORGANIZER), await make_user()
+    event = await make_event(organizer, seats=(5,))
+    runtime = live_system.runtime
+    lease = 0.5
+    claimed: list[int] = []
+    answer = asyncio.Event()
+
+    async def slow_payment(order: OrderRecord) -> bool:
+        claimed.append(order.id)
+        await answer.wait()  # a provider that takes its time
+        return True
+
+    async def status(order_id: int) -> OrderStatus:
+        async with runtime.db.connect() as conn:
+            order = await ledger.get_order(conn, order_id)
+        assert order is not None
+        return order.status
+
+    async def scenario() -> list[OrderStatus]:
+        live, lapsed = [
+            (await runtime.seats.buy(draft=order_draft(event, buyer.id, 1))).order for _ in "ab"
+        ]
+        slow = OrderProcessor(runtime.db, runtime.seats, payment=slow_payment, lease=lease)
+        default = OrderProcessor(runtime.db, runtime.seats, lease=lease)  # approves at once
+        for processor in (slow, default):
+            processor._loop = asyncio.get_running_loop()  # submit() without a sweeper
+        slow.submit(live)
+        slow.submit(lapsed)
+        await poll(lambda: _true(len(claimed) == 2))
+        default.submit(live)  # claimed a moment ago: left to the slow gateway
+        await default.idle()
+        seen = [await status(live.id)]
+        await asyncio.sleep(lease + 0.1)
+        default.submit(lapsed)  # its claim has lapsed: the default step completes it
+        await default.idle()
+        seen.append(await status(lapsed.id))
+        answer.set()
+        await slow.idle()  # completes `live`; `lapsed` is completed already and stays so
+        seen += [await status(live.id), await status(lapsed.id)]
+        return seen
+
+    statuses = await live_system.call(scenario())
+    assert statuses == [OrderStatus.PENDING] + [OrderStatus.COMPLETED] * 3
+
+
+async def _true(value: bool) -> bool:
+    return value

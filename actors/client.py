@@ -58,6 +58,7 @@ from actors.remote import (
 )
 from actors.trace import REQUEST_ID
 from persistence import catalog
+from persistence.pickling import pack, unpack
 from persistence.records import OrderDraft, OrderRecord
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ class SeatClient:
         return outcome
 
     async def _execute(self, category_id: int, commands: list[Command]) -> list[Outcome]:
-        outcomes: list[Outcome] = await self._call(category_id, "execute", commands)
+        outcomes: list[Outcome] = unpack(await self._call(category_id, "execute", pack(commands)))
         return outcomes
 
     async def _call(self, category_id: int, method: str, *args: Any) -> Any:

@@ -26,6 +26,7 @@ from actors.refusals import (
     SalesNotOpen,
     SeatsAvailable,
 )
+from persistence.pickling import compact
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Hold:
     offer: bool = False
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class SaleRules:
     """A category's sales window (epoch seconds, the stricter of event and category) and its

@@ -10,11 +10,13 @@ from typing import Any
 from actors.inventory import SaleRules
 from actors.queue import QueueAdmitted, QueueClosed
 from actors.refusals import RefusalReason
+from persistence.pickling import compact
 from persistence.records import OrderDraft, OrderRecord
 
 # -- what a category looks like from outside ------------------------------------------------
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class Availability:
     event_id: int
@@ -39,6 +41,7 @@ class Availability:
         return (self.epoch, self.version)
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class HoldView:
     lock_id: str
@@ -54,6 +57,7 @@ class HoldView:
 # -- commands (gateway -> actor), batched in one call per category ---------------------------
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class PlaceHold:
     request_id: str
@@ -67,6 +71,7 @@ class PlaceHold:
     trace: str = ""
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class ReleaseHold:
     """Release one hold by `lock_id`, or `quantity` seats among the owner's holds."""
@@ -79,6 +84,7 @@ class ReleaseHold:
     trace: str = ""
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class ConfirmHold:
     request_id: str
@@ -90,6 +96,7 @@ class ConfirmHold:
     trace: str = ""
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class Buy:
     """Hold and confirm in one step (an order without a prior lock)."""
@@ -102,6 +109,7 @@ class Buy:
     trace: str = ""
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
     """Cancel an order of this category in the ledger and return its seats, once."""
@@ -116,6 +124,7 @@ class CancelOrder:
     trace: str = ""
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class JoinWaitlist:
     """Put the owner on the waiting list; `entry_id` is the row already in the ledger."""
@@ -130,6 +139,7 @@ class JoinWaitlist:
     trace: str = ""
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class LeaveWaitlist:
     request_id: str
@@ -144,18 +154,21 @@ Command = PlaceHold | ReleaseHold | ConfirmHold | Buy | CancelOrder | JoinWaitli
 # -- outcomes (actor -> gateway), one per command, in order ----------------------------------
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class HoldPlaced:
     hold: HoldView
     availability: Availability
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class HoldsReleased:
     holds: tuple[HoldView, ...]
     availability: Availability
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class OrderPlaced:
     order: OrderRecord
@@ -163,18 +176,21 @@ class OrderPlaced:
     replayed: bool = False  # the same request_key had already produced this order
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class OrderCancelled:
     order: OrderRecord
     availability: Availability
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class Refused:
     reason: RefusalReason
     message: str
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class WaitlistJoined:
     entry_id: int
@@ -183,6 +199,7 @@ class WaitlistJoined:
     availability: Availability
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class WaitlistLeft:
     entry_id: int
@@ -203,6 +220,7 @@ Outcome = (
 # -- the change feed (actor -> hub -> every gateway) -----------------------------------------
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class CategoryChanged:
     """The latest state of a category, coalesced over a short window."""
@@ -215,6 +233,7 @@ class CategoryChanged:
     complete: bool = False
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class UserNotice:
     """A per-user socket event (`order-completed`, `order-cancelled`)."""
@@ -224,6 +243,7 @@ class UserNotice:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class CatalogChanged:
     """An event's row changed (edited, deactivated, deleted): gateways drop their copy."""
@@ -231,6 +251,7 @@ class CatalogChanged:
     event_id: int
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class ActorReport:
     """What a category actor counted since its last report (`actors.telemetry`): gateways
@@ -246,6 +267,7 @@ class ActorReport:
 FeedItem = CategoryChanged | UserNotice | CatalogChanged | ActorReport | QueueAdmitted | QueueClosed
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class FeedState:
     """Everything a gateway needs to start following the feed from scratch."""
@@ -257,6 +279,7 @@ class FeedState:
     complete: tuple[int, ...] = ()
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class FeedBatch:
     cursor: int

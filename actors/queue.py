@@ -14,6 +14,8 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from persistence.pickling import compact
+
 # At most this many seconds of admissions accumulate while ticks are late: a stalled tick
 # must not turn into a burst.
 CREDIT_SECONDS = 0.5
@@ -26,6 +28,7 @@ class RoomSettings:
     pass_seconds: float  # lifetime of an admission pass
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class QueuePlace:
     """Where one buyer stands, as the actor answers it (and REST / sockets show it)."""
@@ -54,6 +57,7 @@ class Admission:
     first_index: int  # index in the line of users[0]
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class QueueAdmitted:
     """Feed item: one tick's admissions, so every gateway hands its buyers their pass at once."""
@@ -64,6 +68,7 @@ class QueueAdmitted:
     expires_at: float
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class QueueClosed:
     """Feed item: the event sold out; nobody still waiting will be admitted."""

@@ -30,6 +30,7 @@ from actors.remote import category_actor_name, start_ray, stop_ray
 from benchmarks.engine_costs import actor_processes, json_to_stdout, percentile
 from persistence import catalog, users
 from persistence.database import create_engine
+from persistence.pickling import pack, unpack
 from persistence.records import CategoryDraft, EventDraft, OrderDraft
 
 
@@ -65,7 +66,7 @@ class Caller:
                     for i in range(batch)
                 ]
                 started = time.perf_counter()
-                outcomes = await handle.execute.remote(commands)
+                outcomes = unpack(await handle.execute.remote(pack(commands)))
                 latencies.append(time.perf_counter() - started)
                 for outcome in outcomes:
                     if isinstance(outcome, HoldPlaced):
@@ -119,7 +120,7 @@ class Caller:
                     for lock_id, owner in chunk
                 ]
                 started = time.perf_counter()
-                outcomes = await handle.execute.remote(commands)
+                outcomes = unpack(await handle.execute.remote(pack(commands)))
                 latencies.append(time.perf_counter() - started)
                 finished = time.time()
                 for outcome in outcomes:
@@ -222,7 +223,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 PlaceHold(uuid.uuid4().hex, owners[i % len(owners)], event.id, 1)
                 for i in range(first, min(first + 500, args.confirms))
             ]
-            for outcome in await confirm_handle.execute.remote(commands):
+            for outcome in unpack(await confirm_handle.execute.remote(pack(commands))):
                 if isinstance(outcome, HoldPlaced):
                     holds.append((outcome.hold.lock_id, outcome.hold.owner))
         draft = OrderDraft(

@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from persistence.pickling import compact
+
 
 class OrderStatus(StrEnum):
     PENDING = "pending"
@@ -18,6 +20,7 @@ class OrderStatus(StrEnum):
     COMPLETED = "completed"
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class OrderDraft:
     """An order about to be written; prices and names come from the server's catalogue."""
@@ -34,6 +37,7 @@ class OrderDraft:
     request_key: str | None = None
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class OrderRecord:
     id: int
@@ -53,6 +57,7 @@ class OrderRecord:
     updated_at: datetime
 
 
+@compact
 @dataclass(frozen=True, slots=True)
 class PlacedOrder:
     record: OrderRecord

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from actors.category import CategoryActor
 from actors.config import ActorConfig
 from actors.lockids import new_request_id
-from actors.messages import Buy, HoldPlaced, OrderPlaced, PlaceHold
+from actors.messages import Buy, Command, HoldPlaced, OrderPlaced, Outcome, PlaceHold
 from actors.remote import Retired
+from persistence.pickling import pack, unpack
 from persistence.records import EventRecord, PlacedOrder
 from tests.actors.test_category import eventually, ledger_sold
 from tests.fixtures.orders import order_draft
@@ -99,7 +100,7 @@ async def test_a_commit_with_an_unknown_outcome_retires_instead_of_undoing(
     actor._commits._write = committed_then_lost
     buy = Buy(new_request_id(), buyer, order_draft(event, buyer, 2))
     with pytest.raises(Retired):
-        await actor.execute([buy])
+        await _execute(actor, [buy])
     assert hosted.retired == [actor]
     assert await ledger_sold(db, category.id) == 2
 
@@ -107,7 +108,7 @@ async def test_a_commit_with_an_unknown_outcome_retires_instead_of_undoing(
     fresh = hosted.start(category.id)
     state = await fresh.ready()
     assert (state.sold, state.held, state.available) == (2, 0, 0)
-    [again] = await fresh.execute([buy])
+    [again] = await _execute(fresh, [buy])
     assert isinstance(again, OrderPlaced) and again.replayed
 
 
@@ -118,7 +119,7 @@ async def test_a_refusal_by_the_ledger_is_still_undone_in_place(
     category = event.categories[0]
     actor = hosted.start(category.id)
     ghost = 2_000_000_000  # no such user: the server refuses the whole transaction
-    [refused] = await actor.execute([Buy(new_request_id(), ghost, order_draft(event, ghost, 2))])
+    [refused] = await _execute(actor, [Buy(new_request_id(), ghost, order_draft(event, ghost, 2))])
     assert not isinstance(refused, OrderPlaced)
     assert hosted.retired == []
     state = await actor.ready()
@@ -139,12 +140,12 @@ async def test_a_hold_whose_journal_write_failed_is_never_answered(
 
     actor._journal._append = refused
     with pytest.raises(Retired):
-        await actor.execute([PlaceHold(new_request_id(), 4, event.id, 1)])
+        await _execute(actor, [PlaceHold(new_request_id(), 4, event.id, 1)])
     assert hosted.retired == [actor]
     # Nothing of it is durable: a fresh activation has no hold.
     fresh = hosted.start(category.id)
     assert (await fresh.ready()).held == 0
-    [placed] = await fresh.execute([PlaceHold(new_request_id(), 4, event.id, 1)])
+    [placed] = await _execute(fresh, [PlaceHold(new_request_id(), 4, event.id, 1)])
     assert isinstance(placed, HoldPlaced)
 
 
@@ -164,3 +165,9 @@ async def test_an_actor_whose_load_keeps_failing_is_reaped_once_idle(
         return hosted.retired == [actor]
 
     await eventually(reaped, within=10)
+
+
+async def _execute(actor: CategoryActor, commands: list[Command]) -> list[Outcome]:
+    """One batch through the actor's entry point, packed as the gateway packs it."""
+    outcomes: list[Outcome] = unpack(await actor.execute(pack(commands)))
+    return outcomes

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from persistence import waitlist
+from persistence.arrays import among
 from persistence.errors import EventHasOrders
 from persistence.models import events, hold_journal, orders, ticket_categories
 from persistence.records import (
@@ -293,7 +294,7 @@ async def category_totals(
         ticket_categories.c.event_id,
         ticket_categories.c.total_seats,
         ticket_categories.c.sold_seats,
-    ).where(ticket_categories.c.id.in_(ids))
+    ).where(among(ticket_categories.c.id, ids))
     return {
         row.id: (row.event_id, row.total_seats, row.sold_seats)
         for row in await conn.execute(statement)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.arrays import among
 from persistence.errors import CategoryGone, OversellRefused
 from persistence.models import SOLD_WITHIN_TOTAL, events, orders, ticket_categories
 from persistence.records import OrderDraft, OrderRecord, OrderStatus, PlacedOrder
@@ -152,9 +153,9 @@ async def _existing_by_keys(conn: AsyncConnection, rows: list[dict[str, Any]]) -
     request_keys = sorted({row["request_key"] for row in rows if row["request_key"] is not None})
     conditions = []
     if lock_ids:
-        conditions.append(orders.c.lock_id.in_(lock_ids))
+        conditions.append(among(orders.c.lock_id, lock_ids))
     if request_keys:
-        conditions.append(orders.c.request_key.in_(request_keys))
+        conditions.append(among(orders.c.request_key, request_keys))
     statement = select(orders).where(or_(*conditions))
     return list(await conn.execute(statement))
 
@@ -229,7 +230,7 @@ async def complete_orders(conn: AsyncConnection, order_ids: Sequence[int]) -> li
         return []
     statement = (
         update(orders)
-        .where(orders.c.id.in_(order_ids), orders.c.status == OrderStatus.PENDING.value)
+        .where(among(orders.c.id, order_ids), orders.c.status == OrderStatus.PENDING.value)
         .values(status=OrderStatus.COMPLETED.value, updated_at=func.clock_timestamp())
         .returning(*orders.c)
     )
@@ -256,7 +257,7 @@ async def orders_by_lock_ids(
 ) -> dict[str, OrderRecord]:
     if not lock_ids:
         return {}
-    statement = select(orders).where(orders.c.lock_id.in_(sorted(set(lock_ids))))
+    statement = select(orders).where(among(orders.c.lock_id, set(lock_ids)))
     return {row.lock_id: _record(row) for row in await conn.execute(statement)}
 
 
@@ -296,7 +297,7 @@ async def claim_orders(
     claim on them; returns those claimed now (the claim lasts `lease_seconds`)."""
     if not order_ids:
         return []
-    return await _claim(conn, orders.c.id.in_(order_ids), lease_seconds, limit=len(order_ids))
+    return await _claim(conn, among(orders.c.id, order_ids), lease_seconds, limit=len(order_ids))
 
 
 async def claim_stuck_orders(
@@ -320,7 +321,7 @@ async def complete_unclaimed_orders(
     statement = (
         update(orders)
         .where(
-            orders.c.id.in_(order_ids),
+            among(orders.c.id, order_ids),
             orders.c.status == OrderStatus.PENDING.value,
             _unclaimed(lease_seconds),
         )
@@ -388,7 +389,7 @@ async def confirmed_lock_ids(
     if not wanted:
         return set()
     statement = select(orders.c.lock_id).where(
-        orders.c.category_id == category_id, orders.c.lock_id.in_(wanted)
+        orders.c.category_id == category_id, among(orders.c.lock_id, wanted)
     )
     found: list[str | None] = list((await conn.execute(statement)).scalars())
     return {lock_id for lock_id in found if lock_id is not None}

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.arrays import among
 from persistence.models import orders, queue_entries
 
 
@@ -83,7 +84,7 @@ async def admit(
         return
     await conn.execute(
         update(queue_entries)
-        .where(queue_entries.c.event_id == event_id, queue_entries.c.user_id.in_(user_ids))
+        .where(queue_entries.c.event_id == event_id, among(queue_entries.c.user_id, user_ids))
         .values(admitted_at=_moment(admitted_at), pass_expires_at=_moment(expires_at))
     )
 
@@ -121,7 +122,7 @@ async def buyers(conn: AsyncConnection, event_id: int, user_ids: Sequence[int]) 
         .where(
             orders.c.event_id == event_id,
             orders.c.status != "cancelled",
-            orders.c.user_id.in_(user_ids),
+            among(orders.c.user_id, user_ids),
         )
         .distinct()
     )

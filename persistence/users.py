@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from persistence.arrays import among
 from persistence.errors import UsernameTaken
 from persistence.models import users
 from persistence.records import UserRecord
@@ -64,5 +65,5 @@ async def get_user(conn: AsyncConnection, user_id: int) -> UserRecord | None:
 
 async def creation_times(conn: AsyncConnection, user_ids: Collection[int]) -> dict[int, datetime]:
     """`created_at` of each of these users that exists, in one query."""
-    statement = select(users.c.id, users.c.created_at).where(users.c.id.in_(list(user_ids)))
+    statement = select(users.c.id, users.c.created_at).where(among(users.c.id, user_ids))
     return {row.id: row.created_at for row in await conn.execute(statement)}

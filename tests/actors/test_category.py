@@ -381,6 +381,27 @@ async def test_a_malformed_snapshot_does_not_keep_a_category_down(
     await eventually(mirrored)
 
 
+async def test_a_category_with_more_live_holds_than_a_query_has_parameters_activates(
+    engine: SeatClient, make_category: Callable[..., Awaitable[EventRecord]], db: AsyncEngine
+) -> None:
+    # Activation asks the ledger which saved holds became orders. As `IN (...)` that was a
+    # parameter per hold, and PostgreSQL takes 65,535: a hot category (the cluster bench
+    # holds 5,000 a second for 30 s) could not be loaded again.
+    live = 70_000
+    event = await make_category(seats=live + 10)
+    category = event.categories[0]
+    future = time.time() + 300
+    holds = [
+        {"lockId": f"lock_{n}", "owner": 1 + n % 500, "quantity": 1, "expiresAt": future}
+        for n in range(live)
+    ]
+    async with db.begin() as conn:
+        await snapshots.save_snapshot(conn, category.id, {"version": 3, "holds": holds})
+    await engine.activate([category.id])
+    state = await engine.current(category.id)
+    assert (state.held, state.sold, state.available) == (live, 0, 10)
+
+
 async def test_a_ledger_failure_refuses_only_its_orders_and_changes_nothing(
     engine: SeatClient,
     make_category: Callable[..., Awaitable[EventRecord]],

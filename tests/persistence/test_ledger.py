@@ -14,16 +14,20 @@ from persistence.catalog import category_totals
 from persistence.errors import OversellRefused
 from persistence.ledger import (
     cancel_order,
+    claim_orders,
     complete_order,
+    complete_orders,
     confirmed_lock_ids,
     find_order_by_request_key,
     get_order,
     insert_orders,
     list_orders,
+    orders_by_lock_ids,
     pending_orders,
     sold_seats,
 )
 from persistence.records import CategoryRecord, EventRecord, OrderDraft, OrderStatus
+from persistence.users import creation_times
 from tests.fixtures.orders import order_draft
 from tests.persistence.conftest import MakeEvent, MakeUser, unique
 
@@ -271,3 +275,25 @@ async def test_list_orders_filters_and_visibility(
     # concurrent run, may come between ours).
     ours = [o1.record.id, a2.record.id, b1.record.id, a1.record.id]
     assert [o.id for o in everyone if o.id in ours] == ours
+
+
+async def test_lists_longer_than_a_query_has_parameters(
+    db: AsyncEngine, make_event: MakeEvent, make_user: MakeUser
+) -> None:
+    """PostgreSQL takes 65,535 parameters: a list of ids is one array parameter instead."""
+    event = await make_event(5)
+    buyer = await make_user()
+    lock = unique("lock")
+    async with db.begin() as conn:
+        (placed,) = await insert_orders(conn, [(draft(event, buyer.id, 1), lock)])
+    order_id, category_id = placed.record.id, placed.record.category_id
+    absent = range(-70_000, 0)
+    locks = [f"absent-{n}" for n in absent]
+    async with db.connect() as conn:
+        assert await confirmed_lock_ids(conn, category_id, [*locks, lock]) == {lock}
+        assert list(await orders_by_lock_ids(conn, [*locks, lock])) == [lock]
+        assert await creation_times(conn, [*absent, buyer.id]) == {buyer.id: buyer.created_at}
+    async with db.begin() as conn:
+        claimed = await claim_orders(conn, [*absent, order_id], lease_seconds=15.0)
+        completed = await complete_orders(conn, [*absent, order_id])
+    assert [o.id for o in claimed] == [order_id] == [o.id for o in completed]

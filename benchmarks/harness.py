@@ -494,7 +494,10 @@ async def run(options: BenchOptions) -> int:
     started = time.time()
     load_at_start = os.getloadavg()
     timeout = aiohttp.ClientTimeout(total=120)
-    connector = aiohttp.TCPConnector(limit=64)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends them: a POST on a
+    # connection the server is closing fails with "Can not write request body" (aiohttp does
+    # not resend a POST), which crashed the waitlist scenario's intruder once.
+    connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=2.0)
     try:
         with progress:
             setup = progress.add_task("setting up", total=None)

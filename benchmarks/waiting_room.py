@@ -463,8 +463,9 @@ class Watchers:
                 "quantity": 1,
                 "admissionPass": data["admissionPass"],
             }
-            await client.emit("lock-tickets", lock, namespace=NAMESPACE)
+            # Noted before the emit: its answer can arrive while the emit is still awaited.
             self._pending[index] = (admitted_at, data["admissionPass"], token)
+            await client.emit("lock-tickets", lock, namespace=NAMESPACE)
 
         async def locked(data: Any) -> None:
             pending = self._pending.pop(index, None)

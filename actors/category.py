@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actors import spares
 from actors.activation import Activity, rebuild
 from actors.config import ActorConfig
 from actors.desk import LEDGER_REFUSAL, Decision, Desk
@@ -107,6 +108,8 @@ class CategoryActor:
         self._unjournaled = False
         # Restarted by Ray after a crash: load now, so its holds expire with nobody calling.
         wake()
+        # This process may have been a spare: the next activation on this node gets another.
+        spares.keep_node_stocked(config.spare_workers)
 
     # -- the one entry point: a batch of commands, answered in order ---------------------
 

@@ -41,6 +41,8 @@ class ActorConfig:
     # Where category actors go: "spread" (one node after another), "pack" (Ray's default) or
     # "node-label" (spread over the nodes whose labels match `node_labels`).
     placement: str = "spread"
+    # Idle worker processes of this job kept ready on each node for activations (actors/spares.py).
+    spare_workers: int = 4
     node_labels: tuple[tuple[str, str], ...] = ()
     # Fair sales (issue 12): how long a waiting-list offer is held for its buyer, and how
     # long a buyer whose hold expired waits before holding in that category again (0: off).

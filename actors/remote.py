@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
+from actors import spares
 from actors.config import ActorConfig
 from actors.refusals import Refusal
 
@@ -104,6 +105,7 @@ def start_ray(address: str | None, namespace: str, object_store_bytes: int) -> b
     if address:
         ray.init(address=address, namespace=namespace, logging_level=logging.WARNING)
         return False
+    spares.preload_in_workers()
     for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
         before = child_pids()
         try:

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     actor_db_connections: int = Field(default=1, ge=1, le=16)
     actor_call_timeout_seconds: float = Field(default=CALL_TIMEOUT_SECONDS, gt=0, le=300)
     actor_start_timeout_seconds: float = Field(default=START_TIMEOUT_SECONDS, gt=0, le=600)
+    # Worker processes kept ready on each node, so an activation does not wait for one (0: off).
+    actor_spare_workers: int = Field(default=4, ge=0, le=64)
     actor_placement: Literal["spread", "pack", "node-label"] = "spread"
     # With `node-label`: the Ray node labels category actors require, `key=value,...` (Ray's
     # label selector syntax; a node gets them from `ray start --labels`).

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from actors import spares
 from actors.client import SeatClient
 from actors.config import ActorConfig
 from actors.queue_actor import QueueConfig
@@ -66,6 +67,7 @@ def actor_config(settings: Settings, database_url: str) -> ActorConfig:
         call_timeout_seconds=settings.actor_call_timeout_seconds,
         start_timeout_seconds=settings.actor_start_timeout_seconds,
         placement=settings.actor_placement,
+        spare_workers=settings.actor_spare_workers,
         node_labels=settings.actor_node_labels,
     )
 
@@ -113,6 +115,7 @@ class System:
             )
             if owns_ray:
                 stack.callback(stop_ray, owns_ray)
+            spares.keep_node_stocked(settings.actor_spare_workers)
             seats = await SeatClient.start(actor_config(settings, database_url), db)
             stack.push_async_callback(seats.close)
 

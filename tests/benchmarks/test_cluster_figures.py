@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import psutil
 
@@ -43,6 +44,12 @@ def test_cpu_is_charged_to_the_part_that_spent_it() -> None:
     )
     try:
         me, other = psutil.Process(os.getpid()), psutil.Process(sleeper.pid)
+        # Popen returns once the child has begun its exec (vfork), which can be before the
+        # kernel has set its new arguments: /proc/PID/cmdline reads empty until then.
+        deadline = time.monotonic() + 10
+        while "CategoryActor" not in other.cmdline():
+            assert time.monotonic() < deadline, "the sleeper never showed its arguments"
+            time.sleep(0.01)
         meter = CpuMeter([])
         mine, its = (me.pid, me.create_time()), (other.pid, other.create_time())
         gone = (2**22 + 1, 0.0)  # no such process

@@ -747,10 +747,11 @@ async def many_categories(bench: Bench) -> ScenarioResult:
         *(_hold_and_release(bench, token, *pair) for pair in categories[: o.hot_set])
     )
     bench.progress.remove_task(task)
-    # What one more live actor costs: its private memory, next to a bare Ray worker's.
+    # What one more live actor costs: its private memory, next to an idle worker's (a spare,
+    # which has imported the actor code: see actors/spares.py).
     tree = await asyncio.to_thread(bench.system.tree)
     live_actors = await asyncio.to_thread(memory.titled, tree, "CategoryActor")
-    bare_workers = await asyncio.to_thread(memory.titled, tree, "ray::IDLE")
+    idle_workers = await asyncio.to_thread(memory.titled, tree, "ray::IDLE")
     t0 = time.time() + 0.5
 
     async def sample() -> None:
@@ -833,7 +834,7 @@ async def many_categories(bench: Bench) -> ScenarioResult:
         Row("system RSS before the load", "MB", {"system": idle["rss_mb"]}, ""),
         Row("system RSS, peak", "MB", {"system": peak_rss}, ""),
         Row("RSS per live actor", "MB", {"system": pct(per_actor, 50)}, ""),
-        *_memory_rows(live_actors, bare_workers),
+        *_memory_rows(live_actors, idle_workers),
         Row("holds/s (2xx)", "1/s", {"system": rate([s for s in reserves if ok(s)])}, ""),
     ]
     if not peak_actors:
@@ -847,9 +848,10 @@ async def many_categories(bench: Bench) -> ScenarioResult:
             f"a live actor's private memory ({typical.uss_kb / 1024:.0f} MB) is mostly "
             f"{typical.describe()}"
         )
-    if (bare := memory.median(bare_workers)) is not None:
+    if (spare := memory.median(idle_workers)) is not None:
         result.notes.append(
-            f"a bare Ray worker's private memory ({bare.uss_kb / 1024:.0f} MB): {bare.describe()}"
+            f"an idle worker's (a spare's) private memory ({spare.uss_kb / 1024:.0f} MB): "
+            f"{spare.describe()}"
         )
     result.series["system"] = timeline(reserves, t0)
     result.series["actors"] = [
@@ -858,9 +860,10 @@ async def many_categories(bench: Bench) -> ScenarioResult:
     return result
 
 
-def _memory_rows(actors: list[memory.Footprint], bare: list[memory.Footprint]) -> list[Row]:
-    """Private (USS) and proportional (PSS) memory of a live actor and of a bare Ray worker:
-    RSS counts the shared libraries in every process, so it overstates what one more costs."""
+def _memory_rows(actors: list[memory.Footprint], idle: list[memory.Footprint]) -> list[Row]:
+    """Private (USS) and proportional (PSS) memory of a live actor and of an idle worker (a
+    spare): RSS counts the shared libraries in every process, so it overstates what one more
+    costs."""
 
     def mb(footprints: list[memory.Footprint], size: Callable[[memory.Footprint], int]) -> Any:
         return pct([size(f) / 1024 for f in footprints], 50)
@@ -868,7 +871,7 @@ def _memory_rows(actors: list[memory.Footprint], bare: list[memory.Footprint]) -
     return [
         Row("USS per live actor (private)", "MB", {"system": mb(actors, lambda f: f.uss_kb)}, ""),
         Row("PSS per live actor", "MB", {"system": mb(actors, lambda f: f.pss_kb)}, ""),
-        Row("USS per bare Ray worker", "MB", {"system": mb(bare, lambda f: f.uss_kb)}, ""),
+        Row("USS per idle worker (a spare)", "MB", {"system": mb(idle, lambda f: f.uss_kb)}, ""),
     ]
 
 

@@ -109,7 +109,7 @@ class CategoryActor:
         # Restarted by Ray after a crash: load now, so its holds expire with nobody calling.
         wake()
         # This process may have been a spare: the next activation on this node gets another.
-        spares.keep_node_stocked(config.spare_workers)
+        spares.restock_after_start(config.spare_workers)
 
     # -- the one entry point: a batch of commands, answered in order ---------------------
 
